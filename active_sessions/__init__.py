@@ -1,0 +1,1 @@
+"""Active Sessions: a live admin console for a business VPN / zero-trust network."""

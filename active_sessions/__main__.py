@@ -1,0 +1,3 @@
+from active_sessions.cli import main
+
+raise SystemExit(main())

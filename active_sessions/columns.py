@@ -1,0 +1,54 @@
+"""The grid's columns and filters: one definition shared by the UI, queries and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    # The session column the grid sorts by.
+    sort_column: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("member", "Member", "member_name"),
+    Column("device", "Device", "device_name"),
+    Column("device_type", "Device Type", "device_type"),
+    Column("device_os", "Device OS", "device_os"),
+    Column("connection_type", "Connection Type", "connection_type"),
+    Column("app", "App Name", "app_name"),
+    Column("started_at", "Start Time", "started_at"),
+    Column("duration", "Duration", "started_at"),
+    Column("origin", "Session Origin", "origin_ip"),
+    Column("network", "Network", "network_name"),
+    Column("region", "Region", "region"),
+    Column("gateways", "Gateway", "entry_gateway_name"),
+)
+COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
+COLUMN_KEYS = tuple(column.key for column in COLUMNS)
+
+
+@dataclass(frozen=True)
+class Filter:
+    key: str
+    label: str
+
+
+# The grid's filters, in the order they are shown; each key is also its URL parameter.
+FILTERS: tuple[Filter, ...] = (
+    Filter("member", "Member"),
+    Filter("device_type", "Device Type"),
+    Filter("device_os", "Device OS"),
+    Filter("connection_type", "Connection Type"),
+    Filter("app", "App Name"),
+    Filter("network", "Network"),
+    Filter("region", "Region"),
+    Filter("gateway", "Gateway"),
+)
+FILTER_KEYS = tuple(item.key for item in FILTERS)
+
+PAGE_SIZES = (25, 50, 100)
+EXPORT_LIMIT = 1000

@@ -1,0 +1,1 @@
+"""Functions that return components; they read states and never query."""

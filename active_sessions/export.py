@@ -1,0 +1,160 @@
+"""Export of the active-sessions grid to CSV or XLSX, as the admin sees it.
+
+The export holds the admin's chosen columns in their order, under the grid's
+labels. Times are shown in the admin's time zone; the duration becomes two
+columns, seconds (a number, for sorting and sums) and readable text.
+
+Text cells that a spreadsheet would read as a formula are prefixed with a
+single quote (OWASP "CSV injection"): member and device names come from
+users, and opening the export must never run their content.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
+
+from active_sessions.columns import COLUMNS_BY_KEY
+
+EXPORT_FORMATS = ("csv", "xlsx")
+DURATION_SECONDS_LABEL = "Duration (s)"
+DURATION_TEXT_LABEL = COLUMNS_BY_KEY["duration"].label
+# A spreadsheet treats a cell starting with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+SHEET_NAME = "Active sessions"
+MAX_XLSX_COLUMN_WIDTH = 60
+
+
+def format_duration(seconds: int) -> str:
+    """Readable duration: `45s`, `5m 03s`, `2h 05m 10s`, `3d 4h 05m`.
+
+    Below a day it is exact to the second; from a day on, seconds are dropped.
+    Negative input counts as 0 (a clock skew must not show as a negative age).
+    """
+    days, rest = divmod(max(0, int(seconds)), 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes:02d}m"
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def export_filename(fmt: str, now: datetime) -> str:
+    """The download name, stamped in UTC: `active-sessions-20261203T184500Z.csv`."""
+    _check_format(fmt)
+    _check_aware(now)
+    return f"active-sessions-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{fmt}"
+
+
+def export_sessions(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    fmt: str,
+    now: datetime,
+    tz: ZoneInfo | timezone,
+) -> bytes:
+    """The rows as a CSV (UTF-8 with BOM) or XLSX file, with the given columns.
+
+    `now` is the moment durations are measured to; `tz` the admin's time zone.
+    """
+    _check_format(fmt)
+    _check_columns(columns)
+    _check_aware(now)
+    frame = _sessions_frame(rows, columns, now=now, tz=tz)
+    if fmt == "csv":
+        return _to_csv(frame)
+    return _to_xlsx(frame)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: expected one of {EXPORT_FORMATS}")
+
+
+def _check_columns(columns: Sequence[str]) -> None:
+    if not columns:
+        raise ValueError("no columns to export")
+    unknown = [key for key in columns if key not in COLUMNS_BY_KEY]
+    if unknown:
+        raise ValueError(f"unknown export columns {unknown}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"duplicate export columns in {list(columns)}")
+
+
+def _check_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: `now` must be timezone-aware")
+
+
+def _elapsed_seconds(started_at: datetime, now: datetime) -> int:
+    # A session stamped slightly ahead of this clock is 0 s old, not negative.
+    return max(0, (now - started_at) // timedelta(seconds=1))
+
+
+def _sessions_frame(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    now: datetime,
+    tz: ZoneInfo | timezone,
+) -> pd.DataFrame:
+    """One output column per chosen key (two for the duration), labelled, in order."""
+    data: dict[str, pd.Series] = {}
+    for key in columns:
+        label = COLUMNS_BY_KEY[key].label
+        if key == "duration":
+            seconds = [_elapsed_seconds(row["started_at"], now) for row in rows]
+            data[DURATION_SECONDS_LABEL] = pd.Series(seconds, dtype="int64")
+            data[DURATION_TEXT_LABEL] = _text_column(map(format_duration, seconds))
+        elif key == "started_at":
+            data[label] = _text_column(
+                row["started_at"].astimezone(tz).isoformat(timespec="seconds") for row in rows
+            )
+        elif key == "gateways":
+            data[label] = _text_column(", ".join(row["gateways"] or ()) for row in rows)
+        else:
+            data[label] = _text_column(row[key] for row in rows)
+    return pd.DataFrame(data)
+
+
+def _text_column(values: Iterable[Any]) -> pd.Series:
+    """A text column (None stays missing) with formula-like cells neutralised."""
+    text = pd.Series(list(values), dtype="str")
+    # XLSX cannot hold these control characters; drop them in both formats so the
+    # files agree, and before the check so none can hide a leading "=".
+    text = text.str.replace(ILLEGAL_CHARACTERS_RE, "", regex=True)
+    looks_like_formula = text.str.startswith(FORMULA_TRIGGERS, na=False)
+    return text.mask(looks_like_formula, "'" + text)
+
+
+def _to_csv(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    # The BOM makes Excel read the file as UTF-8 (accents, CJK) rather than ANSI.
+    frame.to_csv(buffer, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    return buffer.getvalue()
+
+
+def _to_xlsx(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name=SHEET_NAME, index=False, freeze_panes=(1, 0))
+        sheet = writer.sheets[SHEET_NAME]
+        for position, label in enumerate(frame.columns, start=1):
+            longest_cell = frame[label].astype("str").str.len().max()
+            longest = max(len(label), 0 if pd.isna(longest_cell) else longest_cell)
+            sheet.column_dimensions[get_column_letter(position)].width = (
+                min(longest, MAX_XLSX_COLUMN_WIDTH) + 2
+            )
+    return buffer.getvalue()

@@ -1,0 +1,273 @@
+"""Database tables.
+
+Timestamps are timezone-aware UTC (`UTCDateTime`). The session row carries
+copies of the names it is filtered and sorted by (member, device, network,
+gateway...), so that the grid's filter, sort, count and page run on one table
+with partial indexes over the active rows. Those names do not change during a
+session's life.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A datetime stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no offset, so the value is normalised to UTC on the way in
+    and marked UTC on the way out. Naive datetimes are refused.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(nullable: bool = False, index: bool = False):
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class DeviceType(enum.StrEnum):
+    DESKTOP = "desktop"
+    LAPTOP = "laptop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+    SERVER = "server"
+    UNKNOWN = "unknown"
+
+
+class DeviceOS(enum.StrEnum):
+    WINDOWS = "Windows"
+    MACOS = "macOS"
+    LINUX = "Linux"
+    IOS = "iOS"
+    ANDROID = "Android"
+    CHROMEOS = "ChromeOS"
+    UNKNOWN = "unknown"
+
+
+class ConnectionType(enum.StrEnum):
+    AGENT = "agent"
+    APP = "app"
+
+
+class EndReason(enum.StrEnum):
+    DISCONNECTED = "disconnected"
+    GATEWAY_SILENT = "gateway silent"
+    GATEWAY_RESTARTED = "gateway restarted"
+    REPORTED = "reported ended"
+
+
+class Workspace(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    created_at: datetime = _timestamp()
+
+
+class Member(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name", name="uq_member_workspace_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    role: str = Field(default=Role.MEMBER.value, max_length=16)
+    created_at: datetime = _timestamp()
+
+
+class Device(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("member_id", "name", name="uq_device_member_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    name: str = Field(max_length=200)
+    type: str = Field(default=DeviceType.UNKNOWN.value, max_length=16)
+    os: str = Field(default=DeviceOS.UNKNOWN.value, max_length=16)
+    os_version: str | None = Field(default=None, max_length=64)
+    agent_version: str | None = Field(default=None, max_length=64)
+
+
+class Network(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name", name="uq_network_workspace_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=200)
+
+
+class Gateway(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name", name="uq_gateway_workspace_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    network_id: int = Field(foreign_key="network.id", index=True)
+    name: str = Field(max_length=200)
+    region: str = Field(default="unknown", max_length=64)
+    public_address: str | None = Field(default=None, max_length=64)
+    # When the gateway last reported, by the server's clock (stale detection).
+    last_report_at: datetime | None = _timestamp(nullable=True)
+    # The gateway's own time of the newest snapshot applied, and its boot id:
+    # an older snapshot is ignored, a new boot id means the gateway restarted.
+    last_snapshot_at: datetime | None = _timestamp(nullable=True)
+    boot_id: str | None = Field(default=None, max_length=64)
+
+
+class Application(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name", name="uq_application_workspace_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=200)
+    protocol: str = Field(default="HTTPS", max_length=16)
+
+
+def _active_index(name: str, *columns: str) -> sa.Index:
+    """An index over the active sessions of a workspace only."""
+    where = sa.text("ended_at IS NULL")
+    return sa.Index(name, "workspace_id", *columns, sqlite_where=where, postgresql_where=where)
+
+
+# Columns the grid filters or sorts by; each gets a partial index ending in id,
+# so that a sorted page is an index walk and ties never reorder between pages.
+SESSION_SORT_COLUMNS = (
+    "member_name",
+    "device_name",
+    "device_type",
+    "device_os",
+    "connection_type",
+    "app_name",
+    "started_at",
+    "origin_ip",
+    "network_name",
+    "region",
+    "entry_gateway_name",
+)
+
+
+class Session(SQLModel, table=True):
+    """A connection of one device to the workspace, active while `ended_at` is empty."""
+
+    __table_args__ = (
+        *(_active_index(f"ix_session_active_{column}", column, "id") for column in SESSION_SORT_COLUMNS),
+        sa.Index(
+            "ix_session_active_member_id",
+            "workspace_id",
+            "member_id",
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        ),
+        # One active session per client identity at a gateway.
+        sa.Index(
+            "uq_session_active_client",
+            "entry_gateway_id",
+            "client_key",
+            unique=True,
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        ),
+        sa.Index("ix_session_workspace_ended_at", "workspace_id", "ended_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    member_id: int = Field(foreign_key="member.id")
+    device_id: int = Field(foreign_key="device.id", index=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id")
+    entry_gateway_id: int = Field(foreign_key="gateway.id")
+    network_id: int = Field(foreign_key="network.id")
+
+    connection_type: str = Field(max_length=8)
+    origin_ip: str | None = Field(default=None, max_length=45)
+    virtual_addresses: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    started_at: datetime = _timestamp()
+    last_seen_at: datetime = _timestamp()
+    ended_at: datetime | None = _timestamp(nullable=True)
+    end_reason: str | None = Field(default=None, max_length=32)
+    bytes_in: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    bytes_out: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    flags: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    source: str = Field(max_length=32)
+    # The client's identity at its gateway (OpenVPN client id and connect time,
+    # WireGuard interface and key, a simulator or API id); never the member name.
+    client_key: str = Field(max_length=300)
+
+    # Copies of names, for filtering and sorting on one table.
+    member_name: str = Field(max_length=200)
+    member_email: str | None = Field(default=None, max_length=320)
+    device_name: str = Field(max_length=200)
+    device_type: str = Field(max_length=16)
+    device_os: str = Field(max_length=16)
+    app_name: str | None = Field(default=None, max_length=200)
+    network_name: str = Field(max_length=200)
+    region: str = Field(max_length=64)
+    entry_gateway_name: str = Field(max_length=200)
+    # Every gateway accessed, in order of first use, for display.
+    gateway_names: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class SessionGateway(SQLModel, table=True):
+    """A gateway that a session passed through, and when it was first used."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "gateway_id", name="uq_session_gateway"),
+        # `active` mirrors the session's state so the Gateway facet reads only live rows.
+        sa.Index(
+            "ix_session_gateway_active",
+            "workspace_id",
+            "gateway_name",
+            "session_id",
+            sqlite_where=sa.text("active"),
+            postgresql_where=sa.text("active"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    session_id: int = Field(foreign_key="session.id", index=True)
+    gateway_id: int = Field(foreign_key="gateway.id", index=True)
+    gateway_name: str = Field(max_length=200)
+    first_used_at: datetime = _timestamp()
+    active: bool = Field(default=True)
+
+
+class ChangeCounter(SQLModel, table=True):
+    """A number bumped on every change to a workspace's sessions.
+
+    Open consoles poll this one row (cheap, and it works across processes)
+    and re-read their page only when it moved.
+    """
+
+    workspace_id: int = Field(foreign_key="workspace.id", primary_key=True)
+    version: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    changed_at: datetime | None = _timestamp(nullable=True)

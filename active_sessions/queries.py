@@ -1,0 +1,502 @@
+"""Every database query of the project.
+
+Plain functions that take the database session as the keyword argument
+`session` and a workspace id: nothing here reads another workspace's rows.
+Filtering, sorting, counting and paging all happen in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_LIMIT
+from active_sessions.models import (
+    Application,
+    ChangeCounter,
+    ConnectionType,
+    Device,
+    DeviceOS,
+    DeviceType,
+    Gateway,
+    Member,
+    Network,
+    SessionGateway,
+    Workspace,
+)
+from active_sessions.models import Session as VpnSession
+from active_sessions.view import SessionView
+
+MEMBER_OPTION_LIMIT = 50
+
+# Filter key -> the session column it matches (the gateway filter goes through
+# SessionGateway, see `_filter_condition`).
+_FILTER_COLUMNS = {
+    "member": VpnSession.member_id,
+    "device_type": VpnSession.device_type,
+    "device_os": VpnSession.device_os,
+    "connection_type": VpnSession.connection_type,
+    "app": VpnSession.app_name,
+    "network": VpnSession.network_name,
+    "region": VpnSession.region,
+}
+
+# What the grid and the export read of a session.
+_ROW_COLUMNS = (
+    VpnSession.id,
+    VpnSession.member_id,
+    VpnSession.member_name,
+    VpnSession.member_email,
+    VpnSession.device_name,
+    VpnSession.device_type,
+    VpnSession.device_os,
+    VpnSession.connection_type,
+    VpnSession.app_name,
+    VpnSession.started_at,
+    VpnSession.origin_ip,
+    VpnSession.network_name,
+    VpnSession.region,
+    VpnSession.gateway_names,
+    VpnSession.flags,
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+
+
+@dataclass(frozen=True)
+class FacetOption:
+    value: str
+    label: str
+    count: int
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def workspace_by_name(*, session: Session, name: str) -> Workspace | None:
+    return session.exec(select(Workspace).where(Workspace.name == name)).first()
+
+
+def workspace_names(*, session: Session) -> list[str]:
+    return list(session.exec(select(Workspace.name).order_by(Workspace.name)))
+
+
+def gateway_by_name(*, session: Session, workspace_id: int, name: str) -> Gateway | None:
+    return session.exec(
+        select(Gateway).where(Gateway.workspace_id == workspace_id, Gateway.name == name)
+    ).first()
+
+
+def network_by_name(*, session: Session, workspace_id: int, name: str) -> Network | None:
+    return session.exec(
+        select(Network).where(Network.workspace_id == workspace_id, Network.name == name)
+    ).first()
+
+
+def networks_by_id(*, session: Session, workspace_id: int) -> dict[int, Network]:
+    rows = session.exec(select(Network).where(Network.workspace_id == workspace_id))
+    return {network.id: network for network in rows}
+
+
+def _in_chunks(values: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def members_by_name(*, session: Session, workspace_id: int, names: Iterable[str]) -> dict[str, Member]:
+    found: dict[str, Member] = {}
+    for chunk in _in_chunks(sorted(set(names))):
+        rows = session.exec(
+            select(Member).where(Member.workspace_id == workspace_id, col(Member.name).in_(chunk))
+        )
+        found.update({member.name: member for member in rows})
+    return found
+
+
+def devices_by_member_and_name(
+    *, session: Session, member_ids: Iterable[int]
+) -> dict[tuple[int, str], Device]:
+    found: dict[tuple[int, str], Device] = {}
+    for chunk in _in_chunks(sorted(set(member_ids))):
+        rows = session.exec(select(Device).where(col(Device.member_id).in_(chunk)))
+        found.update({(device.member_id, device.name): device for device in rows})
+    return found
+
+
+def applications_by_name(
+    *, session: Session, workspace_id: int, names: Iterable[str]
+) -> dict[str, Application]:
+    names = sorted(set(names))
+    if not names:
+        return {}
+    rows = session.exec(
+        select(Application).where(Application.workspace_id == workspace_id, col(Application.name).in_(names))
+    )
+    return {app.name: app for app in rows}
+
+
+def gateways_by_name(*, session: Session, workspace_id: int, names: Iterable[str]) -> dict[str, Gateway]:
+    names = sorted(set(names))
+    if not names:
+        return {}
+    rows = session.exec(
+        select(Gateway).where(Gateway.workspace_id == workspace_id, col(Gateway.name).in_(names))
+    )
+    return {gateway.name: gateway for gateway in rows}
+
+
+def active_sessions_at_gateway(*, session: Session, gateway_id: int) -> dict[str, VpnSession]:
+    """The active sessions that entered through a gateway, by client key."""
+    rows = session.exec(
+        select(VpnSession).where(
+            VpnSession.entry_gateway_id == gateway_id,
+            col(VpnSession.ended_at).is_(None),
+        )
+    )
+    return {row.client_key: row for row in rows}
+
+
+def gateway_ids_of_sessions(*, session: Session, session_ids: Iterable[int]) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {}
+    for chunk in _in_chunks(sorted(set(session_ids))):
+        rows = session.exec(
+            select(SessionGateway.session_id, SessionGateway.gateway_id).where(
+                col(SessionGateway.session_id).in_(chunk)
+            )
+        )
+        for session_id, gateway_id in rows:
+            found.setdefault(session_id, set()).add(gateway_id)
+    return found
+
+
+def deactivate_session_gateways(*, session: Session, session_ids: Sequence[int]) -> None:
+    """Mark the gateway links of ended sessions as no longer live."""
+    for chunk in _in_chunks(list(session_ids)):
+        session.exec(
+            sa.update(SessionGateway).where(col(SessionGateway.session_id).in_(chunk)).values(active=False)
+        )
+
+
+def silent_gateways(*, session: Session, reported_before: datetime) -> list[Gateway]:
+    """Gateways with active sessions whose last report is older than `reported_before`."""
+    has_active = (
+        select(VpnSession.id)
+        .where(
+            VpnSession.entry_gateway_id == Gateway.id,
+            col(VpnSession.ended_at).is_(None),
+        )
+        .exists()
+    )
+    return list(
+        session.exec(
+            select(Gateway).where(
+                sa.or_(
+                    col(Gateway.last_report_at).is_(None),
+                    col(Gateway.last_report_at) < reported_before,
+                ),
+                has_active,
+            )
+        )
+    )
+
+
+# ---------------------------------------------------------------- change counter
+
+
+def change_version(*, session: Session, workspace_id: int) -> int:
+    version = session.exec(
+        select(ChangeCounter.version).where(ChangeCounter.workspace_id == workspace_id)
+    ).first()
+    return version or 0
+
+
+def bump_change_version(*, session: Session, workspace_id: int, now: datetime) -> None:
+    updated = session.exec(
+        sa.update(ChangeCounter)
+        .where(ChangeCounter.workspace_id == workspace_id)
+        .values(version=ChangeCounter.version + 1, changed_at=now)
+    )
+    if updated.rowcount == 0:
+        session.add(ChangeCounter(workspace_id=workspace_id, version=1, changed_at=now))
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def _active(workspace_id: int) -> list[sa.ColumnElement[bool]]:
+    return [VpnSession.workspace_id == workspace_id, col(VpnSession.ended_at).is_(None)]
+
+
+def _filter_condition(key: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    if key == "gateway":
+        return (
+            select(SessionGateway.id)
+            .where(
+                SessionGateway.session_id == VpnSession.id,
+                col(SessionGateway.gateway_name).in_(values),
+            )
+            .exists()
+        )
+    if key == "member":
+        return col(VpnSession.member_id).in_([int(value) for value in values])
+    return col(_FILTER_COLUMNS[key]).in_(values)
+
+
+def _search_condition(text: str) -> sa.ColumnElement[bool]:
+    # Literal matching: autoescape makes %, _ and the escape character plain.
+    needle = text.lower()
+    return sa.or_(
+        *(
+            sa.func.lower(column).contains(needle, autoescape=True)
+            for column in (
+                VpnSession.member_name,
+                VpnSession.member_email,
+                VpnSession.device_name,
+            )
+        ),
+        col(VpnSession.origin_ip).contains(needle, autoescape=True),
+    )
+
+
+def _view_conditions(workspace_id: int, view: SessionView, *, except_filter: str | None = None) -> list:
+    conditions = _active(workspace_id)
+    for key, values in view.filters.items():
+        if key != except_filter:
+            conditions.append(_filter_condition(key, values))
+    if view.search:
+        conditions.append(_search_condition(view.search))
+    return conditions
+
+
+def _order_by(view: SessionView) -> list:
+    column = getattr(VpnSession, COLUMNS_BY_KEY[view.sort].sort_column)
+    # Longest duration first is the earliest start first.
+    descending = not view.descending if view.sort == "duration" else view.descending
+    if descending:
+        return [sa.desc(column), sa.desc(VpnSession.id)]
+    return [sa.asc(column), sa.asc(VpnSession.id)]
+
+
+def _row(record) -> dict[str, Any]:
+    row = dict(record._mapping)
+    return {
+        "id": row["id"],
+        "member_id": row["member_id"],
+        "member": row["member_name"],
+        "member_email": row["member_email"],
+        "device": row["device_name"],
+        "device_type": row["device_type"],
+        "device_os": row["device_os"],
+        "connection_type": row["connection_type"],
+        "app": row["app_name"],
+        "started_at": row["started_at"],
+        "origin": row["origin_ip"],
+        "network": row["network_name"],
+        "region": row["region"],
+        "gateways": list(row["gateway_names"] or []),
+        "flags": list(row["flags"] or []),
+    }
+
+
+def count_active_sessions(*, session: Session, workspace_id: int, view: SessionView | None = None) -> int:
+    conditions = _view_conditions(workspace_id, view) if view else _active(workspace_id)
+    return session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
+
+
+def active_sessions_page(*, session: Session, workspace_id: int, view: SessionView) -> Page:
+    """One page of the active sessions in the view's order, and how many match."""
+    conditions = _view_conditions(workspace_id, view)
+    statement = (
+        select(*_ROW_COLUMNS)
+        .where(*conditions)
+        .order_by(*_order_by(view))
+        .limit(view.page_size)
+        .offset(view.page * view.page_size)
+    )
+    rows = [_row(record) for record in session.exec(statement)]
+    total = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
+    return Page(rows=rows, total=total)
+
+
+def export_rows(*, session: Session, workspace_id: int, view: SessionView, limit: int = EXPORT_LIMIT) -> Page:
+    """The first `limit` sessions of the view in its order (all pages), and how many match."""
+    conditions = _view_conditions(workspace_id, view)
+    statement = select(*_ROW_COLUMNS).where(*conditions).order_by(*_order_by(view)).limit(limit)
+    rows = [_row(record) for record in session.exec(statement)]
+    total = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
+    return Page(rows=rows, total=total)
+
+
+# ---------------------------------------------------------------- facets
+
+
+def _column_counts(session: Session, column, conditions: list) -> dict[str, int]:
+    statement = select(column, sa.func.count()).where(*conditions).group_by(column)
+    return {value: count for value, count in session.exec(statement) if value is not None}
+
+
+def _gateway_counts(session: Session, workspace_id: int, conditions: list) -> dict[str, int]:
+    statement = (
+        select(SessionGateway.gateway_name, sa.func.count())
+        .join(VpnSession, VpnSession.id == SessionGateway.session_id)
+        .where(
+            SessionGateway.workspace_id == workspace_id,
+            col(SessionGateway.active).is_(True),
+            *conditions,
+        )
+        .group_by(SessionGateway.gateway_name)
+    )
+    return dict(session.exec(statement).all())
+
+
+def _member_options(
+    session: Session,
+    workspace_id: int,
+    conditions: list,
+    view: SessionView,
+    member_search: str,
+) -> list[FacetOption]:
+    """The members with most sessions (matching `member_search`), plus the selected ones."""
+    counts = sa.func.count().label("count")
+    statement = select(VpnSession.member_id, counts).where(*conditions)
+    if member_search:
+        needle = member_search.strip().lower()
+        statement = statement.where(
+            sa.or_(
+                sa.func.lower(VpnSession.member_name).contains(needle, autoescape=True),
+                sa.func.lower(VpnSession.member_email).contains(needle, autoescape=True),
+            )
+        )
+    statement = statement.group_by(VpnSession.member_id).order_by(sa.desc(counts), VpnSession.member_id)
+    top = dict(session.exec(statement.limit(MEMBER_OPTION_LIMIT)).all())
+    selected = [int(value) for value in view.filters.get("member", ())]
+    missing = [member_id for member_id in selected if member_id not in top]
+    if missing:
+        statement = (
+            select(VpnSession.member_id, sa.func.count())
+            .where(*conditions, col(VpnSession.member_id).in_(missing))
+            .group_by(VpnSession.member_id)
+        )
+        top.update(dict(session.exec(statement).all()))
+    wanted = list(top) + [member_id for member_id in missing if member_id not in top]
+    members = {
+        member.id: member
+        for member in session.exec(
+            select(Member).where(Member.workspace_id == workspace_id, col(Member.id).in_(wanted))
+        )
+    }
+    options = [
+        FacetOption(
+            value=str(member_id),
+            label=_member_label(members[member_id]),
+            count=top.get(member_id, 0),
+        )
+        for member_id in wanted
+        if member_id in members
+    ]
+    return options
+
+
+def _member_label(member: Member) -> str:
+    return f"{member.name} <{member.email}>" if member.email else member.name
+
+
+def _known_values(session: Session, workspace_id: int, key: str) -> list[str]:
+    """Every value a filter can take in the workspace, with or without sessions now."""
+    if key == "device_type":
+        return [item.value for item in DeviceType]
+    if key == "device_os":
+        return [item.value for item in DeviceOS]
+    if key == "connection_type":
+        return [item.value for item in ConnectionType]
+    if key == "app":
+        return list(session.exec(select(Application.name).where(Application.workspace_id == workspace_id)))
+    if key == "network":
+        return list(session.exec(select(Network.name).where(Network.workspace_id == workspace_id)))
+    if key == "region":
+        return list(
+            session.exec(select(Gateway.region).where(Gateway.workspace_id == workspace_id).distinct())
+        )
+    if key == "gateway":
+        return list(session.exec(select(Gateway.name).where(Gateway.workspace_id == workspace_id)))
+    raise ValueError(f"unknown filter {key!r}")
+
+
+def facet_options(
+    *,
+    session: Session,
+    workspace_id: int,
+    view: SessionView,
+    keys: Sequence[str],
+    member_search: str = "",
+) -> dict[str, list[FacetOption]]:
+    """For each filter, its options and how many active sessions each would match
+    under the other filters (and the search)."""
+    result: dict[str, list[FacetOption]] = {}
+    for key in keys:
+        conditions = _view_conditions(workspace_id, view, except_filter=key)
+        if key == "member":
+            result[key] = _member_options(session, workspace_id, conditions, view, member_search)
+            continue
+        if key == "gateway":
+            counts = _gateway_counts(session, workspace_id, conditions)
+        else:
+            counts = _column_counts(session, _FILTER_COLUMNS[key], conditions)
+        values = set(_known_values(session, workspace_id, key)) | set(counts) | set(view.filters.get(key, ()))
+        options = [FacetOption(value=value, label=value, count=counts.get(value, 0)) for value in values]
+        options.sort(key=lambda option: (-option.count, option.label.lower()))
+        result[key] = options
+    return result
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def active_split(*, session: Session, workspace_id: int) -> dict[str, int]:
+    """Active sessions by connection type."""
+    counts = _column_counts(session, VpnSession.connection_type, _active(workspace_id))
+    return {kind.value: counts.get(kind.value, 0) for kind in ConnectionType}
+
+
+def concurrency_series(
+    *, session: Session, workspace_id: int, now: datetime, span: timedelta, points: int
+) -> list[tuple[datetime, int]]:
+    """How many sessions were active at each of `points` moments over the last `span`."""
+    step = span / (points - 1)
+    moments = [now - span + step * index for index in range(points)]
+    started = VpnSession.started_at
+    ended = col(VpnSession.ended_at)
+    sums = [
+        sa.func.sum(
+            sa.case(
+                (
+                    sa.and_(started <= moment, sa.or_(ended.is_(None), ended > moment)),
+                    1,
+                ),
+                else_=0,
+            )
+        )
+        for moment in moments
+    ]
+    statement = select(*sums).where(
+        VpnSession.workspace_id == workspace_id,
+        sa.or_(ended.is_(None), ended > moments[0]),
+    )
+    counts = session.exec(statement).one()
+    return [(moment, int(count or 0)) for moment, count in zip(moments, counts, strict=True)]
+
+
+def active_sessions_for_cli(*, session: Session, workspace_id: int) -> list[dict[str, Any]]:
+    statement = (
+        select(*_ROW_COLUMNS).where(*_active(workspace_id)).order_by(VpnSession.started_at, VpnSession.id)
+    )
+    return [_row(record) for record in session.exec(statement)]

@@ -1,0 +1,81 @@
+"""What every source hands to the reconciler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class GatewayAccess:
+    """A gateway, besides the entry gateway, that a session passed through."""
+
+    gateway: str
+    first_used_at: datetime
+    network: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientObservation:
+    """One client connected to a gateway at the time of a snapshot."""
+
+    # Identity at the gateway: OpenVPN client id or common name + real address,
+    # plus the connect time; WireGuard interface + key; never the member's name.
+    client_key: str
+    member: str
+    started_at: datetime
+    device: str | None = None  # None: an unknown device of the member
+    device_type: str = "unknown"
+    device_os: str = "unknown"
+    member_email: str | None = None
+    connection_type: str = "agent"
+    app: str | None = None
+    app_protocol: str | None = None
+    origin_ip: str | None = None  # canonical form, no port
+    virtual_addresses: tuple[str, ...] = ()
+    bytes_in: int = 0
+    bytes_out: int = 0
+    gateways: tuple[GatewayAccess, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that could not be read; the rest of the snapshot still counts.
+
+    `protected_key_prefix` names the active sessions the row may belong to
+    (as far as the row could be read): they are left as they were.
+    """
+
+    line: int
+    message: str
+    protected_key_prefix: str | None = None
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything connected to one gateway at `taken_at` (the gateway's clock)."""
+
+    gateway: str
+    source: str
+    taken_at: datetime
+    clients: tuple[ClientObservation, ...] = ()
+    row_errors: tuple[RowError, ...] = ()
+    network: str | None = None
+    region: str | None = None
+    boot_id: str | None = None
+    # Clients seen but not yet authenticated (OpenVPN `UNDEF`): not sessions.
+    pending: int = 0
+
+
+class SourceFormatError(ValueError):
+    """A damaged input that must change nothing (wrong title, cut off, ...)."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message

@@ -1,0 +1,1 @@
+"""Reflex states, one per concern, all derived from `BaseState`."""

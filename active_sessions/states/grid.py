@@ -1,0 +1,129 @@
+"""The grid: one page of active sessions, its total, and the live refresh."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import reflex as rx
+
+from active_sessions import queries
+from active_sessions.display import format_time, now_utc, seconds_between
+from active_sessions.export import format_duration
+from active_sessions.states.base import AccessDenied, read_session
+from active_sessions.states.view import ViewState
+
+# Reload the page at least this often even without a change (durations, clock).
+REFRESH_SECONDS = 2.0
+
+
+def display_row(row: dict, timezone: str) -> dict[str, str]:
+    """A session as the grid shows it: every cell as text."""
+    return {
+        "id": str(row["id"]),
+        "member": row["member"],
+        "member_email": row["member_email"] or "",
+        "device": row["device"],
+        "device_type": row["device_type"],
+        "device_os": row["device_os"],
+        "connection_type": row["connection_type"],
+        "app": row["app"] or "",
+        "started_at": format_time(row["started_at"], timezone),
+        "origin": row["origin"] or "",
+        "network": row["network"],
+        "region": row["region"],
+        "gateways": ", ".join(row["gateways"]),
+        "flags": ", ".join(row["flags"]),
+    }
+
+
+class GridState(ViewState):
+    rows: list[dict[str, str]] = []
+    durations: list[str] = []
+    total: int = 0
+    loading: bool = True
+    error: str = ""
+    paused: bool = False
+    updated_ago: str = ""
+    _started: list[datetime] = []
+    _version: int = -1
+    _refreshed_at: float = 0.0
+
+    @rx.var
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    async def _load(self) -> None:
+        try:
+            workspace_id = self._admin_workspace_id()
+        except AccessDenied as denied:
+            self._clear(str(denied))
+            return
+        view = self.current_view()
+        with read_session() as session:
+            self._version = queries.change_version(session=session, workspace_id=workspace_id)
+            page = queries.active_sessions_page(session=session, workspace_id=workspace_id, view=view)
+        if not page.rows and view.page > 0 and page.total:
+            # The page emptied under the admin (sessions ended): show the last page instead.
+            self.page = max(0, -(-page.total // view.page_size) - 1)
+            with read_session() as session:
+                page = queries.active_sessions_page(
+                    session=session, workspace_id=workspace_id, view=self.current_view()
+                )
+        self.rows = [display_row(row, self.timezone) for row in page.rows]
+        self._started = [row["started_at"] for row in page.rows]
+        self.total = page.total
+        self.error = ""
+        self.loading = False
+        self._refreshed_at = time.monotonic()
+        self._update_clock()
+
+    def _clear(self, message: str) -> None:
+        self.rows, self._started, self.durations, self.total = [], [], [], 0
+        self.error = message
+        self.loading = False
+
+    def _update_clock(self) -> None:
+        now = now_utc()
+        self.durations = [format_duration(seconds_between(started, now)) for started in self._started]
+        ago = int(time.monotonic() - self._refreshed_at)
+        self.updated_ago = "just now" if ago < 1 else f"{ago} s ago"
+
+    @rx.event
+    async def refresh(self):
+        await self._load()
+
+    @rx.event
+    async def tick(self, _moment: str = ""):
+        """Every second: re-read the page when sessions changed, else keep the clock moving."""
+        try:
+            workspace_id = self._admin_workspace_id()
+        except AccessDenied as denied:
+            self._clear(str(denied))
+            return
+        if self.paused:
+            self._update_clock()
+            return
+        with read_session() as session:
+            version = queries.change_version(session=session, workspace_id=workspace_id)
+        stale = time.monotonic() - self._refreshed_at >= REFRESH_SECONDS
+        if version != self._version or stale:
+            from active_sessions.states.facets import FacetState
+
+            await self._load()
+            if version != self._version:
+                return FacetState.refresh_if_due
+            return None
+        self._update_clock()
+
+    @rx.event
+    def set_live(self, live: bool):
+        self._admin_workspace_id()
+        self.paused = not bool(live)
+
+    @rx.event
+    async def set_timezone_and_refresh(self, name: str):
+        """The browser told its time zone: show the times in it."""
+        self._admin_workspace_id()
+        self._set_timezone(name)
+        await self._load()

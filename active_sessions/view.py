@@ -1,0 +1,130 @@
+"""What the admin is looking at: filters, search, sort and page, validated.
+
+A `SessionView` is built only from checked values, whatever a client sends;
+it round-trips through URL query parameters so views can be bookmarked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from active_sessions.columns import COLUMNS_BY_KEY, FILTER_KEYS, PAGE_SIZES
+
+DEFAULT_SORT = "started_at"
+MAX_SEARCH_LENGTH = 200
+MAX_FILTER_VALUES = 200
+MAX_FILTER_VALUE_LENGTH = 200
+MAX_PAGE = 1_000_000
+
+
+class InvalidView(ValueError):
+    """A client sent a view that does not exist (unknown column, bad page...)."""
+
+
+def _clean_values(key: str, values) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise InvalidView(f"filter {key!r} takes a list of values")
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidView(f"filter {key!r} takes at most {MAX_FILTER_VALUES} values")
+    cleaned: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value or len(value) > MAX_FILTER_VALUE_LENGTH:
+            raise InvalidView(f"filter {key!r}: bad value {value!r}")
+        if key == "member" and not value.isdigit():
+            raise InvalidView(f"filter 'member' takes member ids, not {value!r}")
+        if value not in cleaned:
+            cleaned.append(value)
+    return tuple(sorted(cleaned))
+
+
+@dataclass(frozen=True)
+class SessionView:
+    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    search: str = ""
+    sort: str = DEFAULT_SORT
+    descending: bool = True
+    page: int = 0
+    page_size: int = 50
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.filters, Mapping):
+            raise InvalidView("filters must be a mapping")
+        filters = {}
+        for key, values in self.filters.items():
+            if key not in FILTER_KEYS:
+                raise InvalidView(f"unknown filter {key!r}")
+            cleaned = _clean_values(key, values)
+            if cleaned:
+                filters[key] = cleaned
+        object.__setattr__(self, "filters", dict(sorted(filters.items())))
+        if not isinstance(self.search, str) or len(self.search) > MAX_SEARCH_LENGTH:
+            raise InvalidView(f"search must be text of at most {MAX_SEARCH_LENGTH} characters")
+        object.__setattr__(self, "search", self.search.strip())
+        if self.sort not in COLUMNS_BY_KEY:
+            raise InvalidView(f"unknown sort column {self.sort!r}")
+        if not isinstance(self.descending, bool):
+            raise InvalidView("descending must be true or false")
+        if isinstance(self.page, bool) or not isinstance(self.page, int) or not 0 <= self.page <= MAX_PAGE:
+            raise InvalidView(f"bad page {self.page!r}")
+        if self.page_size not in PAGE_SIZES or isinstance(self.page_size, bool):
+            raise InvalidView(f"page size must be one of {PAGE_SIZES}")
+
+    def with_filter(self, key: str, values) -> SessionView:
+        filters = dict(self.filters)
+        filters[key] = values
+        return replace(self, filters=filters, page=0)
+
+    def without_filters(self) -> SessionView:
+        return replace(self, filters={}, search="", page=0)
+
+    def to_query_params(self) -> dict[str, str]:
+        """URL parameters: one comma-free entry per filter (values joined by `|`)."""
+        params: dict[str, str] = {key: "|".join(values) for key, values in self.filters.items()}
+        if self.search:
+            params["q"] = self.search
+        params["sort"] = f"-{self.sort}" if self.descending else self.sort
+        if self.page:
+            params["page"] = str(self.page + 1)
+        if self.page_size != 50:
+            params["size"] = str(self.page_size)
+        return params
+
+    @classmethod
+    def from_query_params(cls, params: Mapping[str, str]) -> SessionView:
+        """Read a view from URL parameters; unknown or broken parts fall back to defaults."""
+        filters = {}
+        for key in FILTER_KEYS:
+            raw = params.get(key)
+            if isinstance(raw, str) and raw:
+                values = tuple(value for value in raw.split("|") if value)
+                try:
+                    filters[key] = _clean_values(key, values)
+                except InvalidView:
+                    continue
+        search = params.get("q") or ""
+        if not isinstance(search, str) or len(search) > MAX_SEARCH_LENGTH:
+            search = ""
+        sort_param = params.get("sort") or f"-{DEFAULT_SORT}"
+        descending = sort_param.startswith("-")
+        sort = sort_param.lstrip("-")
+        if sort not in COLUMNS_BY_KEY:
+            sort, descending = DEFAULT_SORT, True
+        page = _int_param(params.get("page"), default=1, allowed=range(1, MAX_PAGE + 1)) - 1
+        page_size = _int_param(params.get("size"), default=50, allowed=PAGE_SIZES)
+        return cls(
+            filters=filters,
+            search=search,
+            sort=sort,
+            descending=descending,
+            page=page,
+            page_size=page_size,
+        )
+
+
+def _int_param(raw, *, default: int, allowed) -> int:
+    if isinstance(raw, str) and raw.isdigit() and int(raw) in allowed:
+        return int(raw)
+    return default

@@ -1,0 +1,17 @@
+import os
+
+import reflex as rx
+
+from active_sessions.config import database_url
+
+FRONTEND_URL = os.environ.get("ACTIVE_SESSIONS_URL", "http://localhost:3000")
+
+config = rx.Config(
+    app_name="active_sessions",
+    db_url=database_url(),
+    telemetry_enabled=False,
+    state_auto_setters=False,
+    show_built_with_reflex=False,
+    cors_allowed_origins=[FRONTEND_URL, FRONTEND_URL.replace("localhost", "127.0.0.1")],
+    plugins=[rx.plugins.SitemapPlugin(), rx.plugins.RadixThemesPlugin()],
+)
