@@ -792,7 +792,7 @@ class Simulator:
         used = {session.gateway.name} | {access.gateway for access in session.accesses}
         if len(session.accesses) >= _MAX_ACCESSES:
             return
-        options = [g for g in self._world.gateways if g.name in sorted(set(g.name for g in self._world.gateways) - used)[:3]]
+        options = [g for g in self._world.gateways if g.name not in used]
         if not options:
             return
         gateway = self._rng.choices(options, weights=[_ACCESS_NETWORK_WEIGHT[g.network] for g in options])[0]
