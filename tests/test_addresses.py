@@ -94,7 +94,9 @@ def test_canonical_ip(text: str, expected: str) -> None:
     assert canonical_ip(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "198.51.100.7:80", "10.0.0.0/8", "01.2.3.4", "host", "22:1d:63:bf:62:38"])
+@pytest.mark.parametrize(
+    "text", ["", "198.51.100.7:80", "10.0.0.0/8", "01.2.3.4", "host", "22:1d:63:bf:62:38"]
+)
 def test_canonical_ip_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         canonical_ip(text)
