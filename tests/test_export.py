@@ -224,9 +224,10 @@ def test_formula_like_text_gets_a_leading_quote(value: str, key: str, fmt: str) 
 
     expected = "'" + value + (", gw-2" if key == "gateways" else "")
     if fmt == "xlsx":
-        # XML parsing turns a raw carriage return into a line feed.
-        expected = expected.replace("\r", "\n")
-    assert cell == expected
+        # Without lxml, openpyxl's XML writer turns a raw carriage return into a line feed.
+        assert cell in (expected, expected.replace("\r", "\n"))
+    else:
+        assert cell == expected
 
 
 @pytest.mark.parametrize("value", ["=1+2", '=HYPERLINK("http://evil.example")', "@x"])
