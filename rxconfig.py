@@ -10,8 +10,10 @@ config = rx.Config(
     app_name="active_sessions",
     db_url=database_url(),
     telemetry_enabled=False,
-    state_auto_setters=False,
     show_built_with_reflex=False,
     cors_allowed_origins=[FRONTEND_URL, FRONTEND_URL.replace("localhost", "127.0.0.1")],
-    plugins=[rx.plugins.SitemapPlugin(), rx.plugins.RadixThemesPlugin()],
+    plugins=[
+        rx.plugins.SitemapPlugin(),
+        rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium")),
+    ],
 )

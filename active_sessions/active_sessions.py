@@ -7,6 +7,6 @@ from active_sessions.pages.sessions import sessions_page
 from active_sessions.states.dashboard import DashboardState
 from active_sessions.states.view import ViewState
 
-app = rx.App(theme=rx.theme(accent_color="indigo", radius="medium"))
+app = rx.App()
 app.add_page(dashboard_page, route="/", title="Dashboard · Active Sessions", on_load=DashboardState.on_load)
 app.add_page(sessions_page, route="/sessions", title="Active Sessions", on_load=ViewState.load_from_url)

@@ -7,7 +7,7 @@ import reflex as rx
 from active_sessions.columns import COLUMNS, PAGE_SIZES, Column
 from active_sessions.states.columns import ColumnState
 from active_sessions.states.export import ExportState
-from active_sessions.states.grid import GridState
+from active_sessions.states.grid import TICK_MS, GridState
 from active_sessions.states.view import ViewState
 
 
@@ -154,7 +154,7 @@ def _export_buttons() -> rx.Component:
 
 def _live_indicator() -> rx.Component:
     return rx.hstack(
-        rx.moment(interval=1000, on_change=GridState.tick, display="none"),
+        rx.moment(interval=TICK_MS, on_change=GridState.tick, display="none"),
         rx.cond(
             GridState.paused,
             rx.badge("Paused", color_scheme="orange"),

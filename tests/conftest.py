@@ -1,0 +1,69 @@
+"""Shared fixtures: a fresh database per test, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel
+
+import active_sessions.models  # noqa: F401  (registers the tables)
+from active_sessions.db import create_db_engine
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_engine() -> Iterator[sa.Engine]:
+    """An engine whose connections live in a schema of their own, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_db_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as error:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error}")
+    engine = create_db_engine(POSTGRES_URL)
+
+    @sa.event.listens_for(engine, "connect")
+    def _use_schema(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f'SET search_path TO "{schema}"')
+
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path) -> Iterator[sa.Engine]:
+    """A fresh, empty database with the project's tables."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        SQLModel.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+    else:
+        for engine in _postgres_engine():
+            SQLModel.metadata.create_all(engine)
+            yield engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    SQLModel.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
