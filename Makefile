@@ -21,7 +21,7 @@ $(STAMP): requirements.txt
 
 ## make run: set up, create the demo workspace, run the simulator and the console.
 run: $(STAMP)
-	$(PY) -m active_sessions demo
+	$(PY) -m active_sessions demo --no-sessions
 	@echo "Starting the console: open http://localhost:3000 (Ctrl-C stops it)"
 	@$(PY) -m active_sessions simulate & sim=$$!; \
 	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \

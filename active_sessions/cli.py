@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from active_sessions import queries, reconcile
-from active_sessions.config import DEMO_WORKSPACE
+import httpx
+
+from active_sessions import queries, reconcile, tokens
+from active_sessions.config import DATA_DIR, DEMO_WORKSPACE
 from active_sessions.db import migrate, session_scope
 from active_sessions.models import utcnow
 from active_sessions.sources.types import Snapshot, SourceFormatError
@@ -55,40 +57,97 @@ def cmd_migrate(_args) -> int:
     return 0
 
 
+def _simulator_tokens_path() -> Path:
+    return DATA_DIR / "simulator-tokens.json"
+
+
+def _simulator_tokens(workspace: str, gateways: Sequence[str]) -> dict[str, str]:
+    """The simulator's gateway tokens, kept in the data folder (mode 600); new ones if stale."""
+    path = _simulator_tokens_path()
+    stored: dict[str, dict[str, str]] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    mine = stored.get(workspace, {})
+    workspace_id = _workspace_id(workspace)
+    with session_scope() as db:
+        valid = all(
+            (gateway := tokens.authenticate(db, mine.get(name, ""))) is not None
+            and gateway.name == name
+            and gateway.workspace_id == workspace_id
+            for name in gateways
+        )
+        if not valid:
+            for name in gateways:
+                tokens.revoke_tokens(db, workspace_id=workspace_id, gateway=name)
+            mine = {
+                name: tokens.create_token(db, workspace_id=workspace_id, gateway=name) for name in gateways
+            }
+    if stored.get(workspace) != mine:
+        stored[workspace] = mine
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(stored, indent=1))
+    return mine
+
+
 def cmd_demo(args) -> int:
-    """Create the demo workspace with its first few hundred sessions."""
+    """Create the demo workspace, its simulator gateways' tokens and (unless told not to) first sessions."""
     from active_sessions.sources.simulator import Simulator
 
     migrate()
     workspace_id = _workspace_id(args.workspace)
+    simulator = Simulator(seed=args.seed)
     with session_scope() as db:
-        has_sessions = queries.count_active_sessions(session=db, workspace_id=workspace_id) > 0
-    if has_sessions:
-        print(f"{args.workspace}: demo data already present")
-        return 0
-    _apply(workspace_id, Simulator(seed=args.seed).step(utcnow()))
+        for gateway in simulator.world.gateways:
+            reconcile.ensure_gateway(
+                db, workspace_id, gateway.name, network=gateway.network, region=gateway.region
+            )
+    _simulator_tokens(args.workspace, [gateway.name for gateway in simulator.world.gateways])
+    if args.sessions:
+        with session_scope() as db:
+            has_sessions = queries.count_active_sessions(session=db, workspace_id=workspace_id) > 0
+        if not has_sessions:
+            _apply(workspace_id, simulator.step(utcnow()))
     with session_scope() as db:
         count = queries.count_active_sessions(session=db, workspace_id=workspace_id)
-    print(f"{args.workspace}: {count} active sessions")
+    print(f"{args.workspace}: ready, {count} active sessions")
     return 0
 
 
 def cmd_simulate(args) -> int:
-    """Keep the demo workspace moving: sessions start, pass through gateways and end."""
+    """Keep the demo workspace moving: sessions start, pass through gateways and end.
+
+    It reports through the ingest API like a real gateway (or, with --direct,
+    straight through the reconciler when no app is running).
+    """
+    from active_sessions.gateway_client import GatewayClient
     from active_sessions.sources.simulator import Simulator
 
     migrate()
     workspace_id = _workspace_id(args.workspace)
     simulator = Simulator(seed=args.seed, target_active=args.target)
+    client = None
+    if not args.direct:
+        gateway_tokens = _simulator_tokens(
+            args.workspace, [gateway.name for gateway in simulator.world.gateways]
+        )
+        client = GatewayClient(args.api, gateway_tokens)
+        while not client.healthy():
+            log.info("simulator: waiting for the ingest API at %s", args.api)
+            time.sleep(2)
     steps = 0
     while args.steps is None or steps < args.steps:
         started = time.monotonic()
-        results = _apply(workspace_id, simulator.step(utcnow()))
-        with session_scope() as db:
-            reconcile.end_silent_gateways(db)
+        snapshots = simulator.step(utcnow())
+        try:
+            if client is None:
+                _apply(workspace_id, snapshots)
+            else:
+                for snapshot in snapshots:
+                    client.post_snapshot(snapshot)
+        except (OSError, RuntimeError, httpx.HTTPError) as error:
+            log.warning("simulator: report failed, retrying next step: %s", error)
         steps += 1
-        changed = sum(result.started + result.ended for result in results)
-        log.debug("simulator step %d: %d changes", steps, changed)
         time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
     return 0
 
@@ -186,14 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("migrate", cmd_migrate, "bring the database schema up to date")
 
-    demo = command("demo", cmd_demo, "create the demo workspace and its first sessions")
+    demo = command("demo", cmd_demo, "create the demo workspace and its simulator gateways")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--no-sessions", dest="sessions", action="store_false", help="leave the first sessions to the simulator"
+    )
 
     simulate = command("simulate", cmd_simulate, "run the demo simulator")
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--target", type=int, default=450, help="active sessions to hover around")
     simulate.add_argument("--interval", type=float, default=1.0, help="seconds between steps")
     simulate.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    simulate.add_argument(
+        "--api", default="http://127.0.0.1:8000", help="the app's backend (default: %(default)s)"
+    )
+    simulate.add_argument("--direct", action="store_true", help="write through the reconciler, not the API")
 
     openvpn = command("import-openvpn", cmd_import_openvpn, "read an OpenVPN status file or `status 3` reply")
     openvpn.add_argument("path")
@@ -212,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -271,3 +271,48 @@ class ChangeCounter(SQLModel, table=True):
     workspace_id: int = Field(foreign_key="workspace.id", primary_key=True)
     version: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
     changed_at: datetime | None = _timestamp(nullable=True)
+
+
+class IngestEvent(SQLModel, table=True):
+    """An event a gateway reported; kept so that retries and any order give one outcome.
+
+    A session's state is folded from all of its events (see `reconcile.apply_events`).
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("gateway_id", "event_id", name="uq_ingest_event_gateway_event"),
+        sa.Index("ix_ingest_event_gateway_client", "gateway_id", "client_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    gateway_id: int = Field(foreign_key="gateway.id")
+    event_id: str = Field(max_length=100)
+    client_key: str = Field(max_length=300)
+    kind: str = Field(max_length=24)
+    occurred_at: datetime = _timestamp()
+    received_at: datetime = _timestamp()
+    payload: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class GatewayToken(SQLModel, table=True):
+    """A gateway's credential for the ingest API, stored only as a SHA-256 hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    gateway_id: int = Field(foreign_key="gateway.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _timestamp()
+    revoked_at: datetime | None = _timestamp(nullable=True)
+
+
+class WireGuardPeer(SQLModel, table=True):
+    """Which member and device a WireGuard public key belongs to."""
+
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "public_key", name="uq_wireguard_peer_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    public_key: str = Field(max_length=44)
+    member_name: str = Field(max_length=200)
+    device_name: str | None = Field(default=None, max_length=200)

@@ -24,9 +24,12 @@ from active_sessions.models import (
     DeviceOS,
     DeviceType,
     Gateway,
+    GatewayToken,
+    IngestEvent,
     Member,
     Network,
     SessionGateway,
+    WireGuardPeer,
     Workspace,
 )
 from active_sessions.models import Session as VpnSession
@@ -500,3 +503,88 @@ def active_sessions_for_cli(*, session: Session, workspace_id: int) -> list[dict
         select(*_ROW_COLUMNS).where(*_active(workspace_id)).order_by(VpnSession.started_at, VpnSession.id)
     )
     return [_row(record) for record in session.exec(statement)]
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def known_event_ids(*, session: Session, gateway_id: int, event_ids: Sequence[str]) -> set[str]:
+    """Which of these event ids the gateway already reported (retries)."""
+    found: set[str] = set()
+    for chunk in _in_chunks(sorted(set(event_ids))):
+        found.update(
+            session.exec(
+                select(IngestEvent.event_id).where(
+                    IngestEvent.gateway_id == gateway_id, col(IngestEvent.event_id).in_(chunk)
+                )
+            )
+        )
+    return found
+
+
+def events_of_clients(
+    *, session: Session, gateway_id: int, client_keys: Iterable[str]
+) -> dict[str, list[IngestEvent]]:
+    found: dict[str, list[IngestEvent]] = {}
+    for chunk in _in_chunks(sorted(set(client_keys))):
+        rows = session.exec(
+            select(IngestEvent).where(IngestEvent.gateway_id == gateway_id, col(IngestEvent.client_key).in_(chunk))
+        )
+        for row in rows:
+            found.setdefault(row.client_key, []).append(row)
+    return found
+
+
+def sessions_by_client_key(
+    *, session: Session, gateway_id: int, client_keys: Iterable[str]
+) -> dict[str, VpnSession]:
+    """The newest session of each client key at a gateway, active or ended."""
+    found: dict[str, VpnSession] = {}
+    for chunk in _in_chunks(sorted(set(client_keys))):
+        rows = session.exec(
+            select(VpnSession)
+            .where(VpnSession.entry_gateway_id == gateway_id, col(VpnSession.client_key).in_(chunk))
+            .order_by(VpnSession.id)
+        )
+        for row in rows:
+            found[row.client_key] = row
+    return found
+
+
+def session_gateway_links(*, session: Session, session_ids: Iterable[int]) -> dict[int, list[SessionGateway]]:
+    found: dict[int, list[SessionGateway]] = {}
+    for chunk in _in_chunks(sorted(set(session_ids))):
+        for link in session.exec(select(SessionGateway).where(col(SessionGateway.session_id).in_(chunk))):
+            found.setdefault(link.session_id, []).append(link)
+    return found
+
+
+def gateway_for_token(*, session: Session, token_hash: str) -> Gateway | None:
+    """The gateway a live (not revoked) token belongs to."""
+    return session.exec(
+        select(Gateway)
+        .join(GatewayToken, GatewayToken.gateway_id == Gateway.id)
+        .where(GatewayToken.token_hash == token_hash, col(GatewayToken.revoked_at).is_(None))
+    ).first()
+
+
+def live_tokens_of_gateway(*, session: Session, gateway_id: int) -> list[GatewayToken]:
+    return list(
+        session.exec(
+            select(GatewayToken).where(GatewayToken.gateway_id == gateway_id, col(GatewayToken.revoked_at).is_(None))
+        )
+    )
+
+
+def wireguard_peers(*, session: Session, workspace_id: int) -> dict[str, tuple[str, str | None]]:
+    """Public key -> (member, device) for the workspace's known WireGuard peers."""
+    rows = session.exec(select(WireGuardPeer).where(WireGuardPeer.workspace_id == workspace_id))
+    return {peer.public_key: (peer.member_name, peer.device_name) for peer in rows}
+
+
+def wireguard_peer(*, session: Session, workspace_id: int, public_key: str) -> WireGuardPeer | None:
+    return session.exec(
+        select(WireGuardPeer).where(
+            WireGuardPeer.workspace_id == workspace_id, WireGuardPeer.public_key == public_key
+        )
+    ).first()

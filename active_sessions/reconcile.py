@@ -9,7 +9,7 @@ whose row could not be read is left as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -20,6 +20,7 @@ from active_sessions.models import (
     Device,
     EndReason,
     Gateway,
+    IngestEvent,
     Member,
     Network,
     SessionGateway,
@@ -27,7 +28,14 @@ from active_sessions.models import (
     utcnow,
 )
 from active_sessions.models import Session as VpnSession
-from active_sessions.sources.types import ClientObservation, GatewayAccess, RowError, Snapshot
+from active_sessions.sources.types import (
+    ClientObservation,
+    EventKind,
+    GatewayAccess,
+    GatewayEvent,
+    RowError,
+    Snapshot,
+)
 
 CLOCK_SKEW = "clock skew"
 UNKNOWN_DEVICE = "Unknown device"
@@ -360,3 +368,256 @@ def end_silent_gateways(
         queries.bump_change_version(session=db, workspace_id=gateway.workspace_id, now=now)
         ended += len(sessions)
     return ended
+
+
+# ---------------------------------------------------------------- events
+#
+# Gateways retry and reorder events. Every event is stored once (by its id),
+# and a session's state is folded from all of its events, so duplicates and
+# any arrival order give the same outcome.
+
+
+@dataclass
+class EventsResult:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    started: int = 0
+    ended: int = 0
+
+
+@dataclass(frozen=True)
+class FoldedSession:
+    """What all the events of one client key say about its session."""
+
+    client: ClientObservation
+    started_at: datetime
+    flags: tuple[str, ...]
+    ended_at: datetime | None
+    accesses: tuple[GatewayAccess, ...]
+    last_seen_at: datetime
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    event: GatewayEvent
+    received_at: datetime
+
+
+def _first(events: list[ReceivedEvent]) -> ReceivedEvent | None:
+    return min(events, key=lambda item: (item.event.occurred_at, item.event.event_id), default=None)
+
+
+def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
+    """The session the events describe, or None while its start has not arrived."""
+    by_kind: dict[str, list[ReceivedEvent]] = {}
+    for item in events:
+        by_kind.setdefault(item.event.kind, []).append(item)
+    start = _first(by_kind.get(EventKind.STARTED, []))
+    if start is None or start.event.client is None:
+        return None
+    client = start.event.client
+    # A start later than the report's own time or its arrival is a skewed clock.
+    started_at, flags = _clamp_start(client, min(start.event.occurred_at, start.received_at))
+    end = _first(by_kind.get(EventKind.ENDED, []))
+    ended_at = None
+    if end is not None:
+        ended_at = max(min(end.event.occurred_at, end.received_at), started_at)
+    first_use: dict[str, GatewayAccess] = {}
+    for item in by_kind.get(EventKind.GATEWAY_ACCESSED, []):
+        access = item.event.access
+        if access is None:
+            continue
+        used_at = max(min(item.event.occurred_at, item.received_at), started_at)
+        known = first_use.get(access.gateway)
+        if known is None or used_at < known.first_used_at:
+            first_use[access.gateway] = GatewayAccess(access.gateway, used_at, access.network, access.region)
+    counters_in = [item.event.bytes_in for item in events if item.event.bytes_in is not None]
+    counters_out = [item.event.bytes_out for item in events if item.event.bytes_out is not None]
+    return FoldedSession(
+        client=client,
+        started_at=started_at,
+        flags=flags,
+        ended_at=ended_at,
+        accesses=tuple(sorted(first_use.values(), key=lambda access: (access.first_used_at, access.gateway))),
+        last_seen_at=max(item.received_at for item in events),
+        bytes_in=max([client.bytes_in, *counters_in]),
+        bytes_out=max([client.bytes_out, *counters_out]),
+    )
+
+
+def _event_payload(event: GatewayEvent) -> dict:
+    payload: dict = {"bytes_in": event.bytes_in, "bytes_out": event.bytes_out, "reason": event.reason}
+    if event.client is not None:
+        client = event.client
+        payload["client"] = {
+            "member": client.member,
+            "member_email": client.member_email,
+            "device": client.device,
+            "device_type": client.device_type,
+            "device_os": client.device_os,
+            "connection_type": client.connection_type,
+            "app": client.app,
+            "app_protocol": client.app_protocol,
+            "origin_ip": client.origin_ip,
+            "virtual_addresses": list(client.virtual_addresses),
+            "started_at": client.started_at.isoformat(),
+            "bytes_in": client.bytes_in,
+            "bytes_out": client.bytes_out,
+            "flags": list(client.flags),
+        }
+    if event.access is not None:
+        payload["access"] = {
+            "gateway": event.access.gateway,
+            "network": event.access.network,
+            "region": event.access.region,
+        }
+    return payload
+
+
+def _event_from_row(row: IngestEvent) -> ReceivedEvent:
+    payload = row.payload
+    client = None
+    if payload.get("client"):
+        data = dict(payload["client"])
+        data["started_at"] = datetime.fromisoformat(data["started_at"])
+        data["virtual_addresses"] = tuple(data["virtual_addresses"])
+        data["flags"] = tuple(data["flags"])
+        client = ClientObservation(client_key=row.client_key, **data)
+    access = None
+    if payload.get("access"):
+        access = GatewayAccess(first_used_at=row.occurred_at, **payload["access"])
+    event = GatewayEvent(
+        event_id=row.event_id,
+        kind=row.kind,
+        client_key=row.client_key,
+        occurred_at=row.occurred_at,
+        client=client,
+        access=access,
+        bytes_in=payload.get("bytes_in"),
+        bytes_out=payload.get("bytes_out"),
+        reason=payload.get("reason"),
+    )
+    return ReceivedEvent(event, row.received_at)
+
+
+def _sync_accesses(db: Session, directory: _Directory, session: VpnSession, folded: FoldedSession) -> bool:
+    """Make the session's gateway links match the folded accesses (earliest first use wins)."""
+    links = {
+        link.gateway_name: link
+        for link in queries.session_gateway_links(session=db, session_ids=[session.id]).get(session.id, [])
+    }
+    changed = False
+    for access in folded.accesses:
+        link = links.get(access.gateway)
+        if link is None:
+            gateway = directory.gateway(access)
+            link = SessionGateway(
+                workspace_id=session.workspace_id,
+                session_id=session.id,
+                gateway_id=gateway.id,
+                gateway_name=gateway.name,
+                first_used_at=access.first_used_at,
+                active=session.ended_at is None,
+            )
+            db.add(link)
+            links[gateway.name] = link
+            changed = True
+        elif access.first_used_at < link.first_used_at and link.gateway_name != session.entry_gateway_name:
+            link.first_used_at = access.first_used_at
+            changed = True
+    if changed:
+        others = sorted(
+            (link for name, link in links.items() if name != session.entry_gateway_name),
+            key=lambda link: (link.first_used_at, link.gateway_name),
+        )
+        session.gateway_names = [session.entry_gateway_name, *(link.gateway_name for link in others)]
+    return changed
+
+
+def apply_events(
+    db: Session,
+    *,
+    workspace_id: int,
+    gateway: str,
+    events: list[GatewayEvent],
+    received_at: datetime | None = None,
+    source: str = "api",
+) -> EventsResult:
+    """Store new events of one gateway and bring their sessions up to date.
+
+    The caller commits; on error, roll back and nothing has changed.
+    """
+    received_at = received_at or utcnow()
+    result = EventsResult()
+    entry = ensure_gateway(db, workspace_id, gateway)
+    known = queries.known_event_ids(session=db, gateway_id=entry.id, event_ids=[e.event_id for e in events])
+    fresh: list[GatewayEvent] = []
+    for event in events:
+        if event.event_id in known:
+            result.duplicates.append(event.event_id)
+            continue
+        known.add(event.event_id)
+        fresh.append(event)
+        db.add(
+            IngestEvent(
+                workspace_id=workspace_id,
+                gateway_id=entry.id,
+                event_id=event.event_id,
+                client_key=event.client_key,
+                kind=event.kind,
+                occurred_at=event.occurred_at,
+                received_at=received_at,
+                payload=_event_payload(event),
+            )
+        )
+        result.accepted.append(event.event_id)
+    entry.last_report_at = received_at
+    if not fresh:
+        return result
+    db.flush()
+
+    keys = {event.client_key for event in fresh}
+    history = queries.events_of_clients(session=db, gateway_id=entry.id, client_keys=keys)
+    sessions = queries.sessions_by_client_key(session=db, gateway_id=entry.id, client_keys=keys)
+    folded = {key: fold_events([_event_from_row(row) for row in history.get(key, [])]) for key in keys}
+    directory = _Directory(db, workspace_id, tuple(item.client for item in folded.values() if item))
+    changed = False
+    for key in sorted(keys):
+        state = folded[key]
+        if state is None:
+            continue  # the start has not arrived yet; its events wait in the table
+        session = sessions.get(key)
+        if session is None:
+            clamped = replace(state.client, started_at=state.started_at, flags=state.flags)
+            session = _start_session(
+                db,
+                directory,
+                entry,
+                clamped,
+                latest=state.started_at,
+                received_at=state.last_seen_at,
+                source=source,
+            )
+            result.started += 1
+            changed = True
+        session.last_seen_at = max(session.last_seen_at, state.last_seen_at)
+        session.bytes_in = max(session.bytes_in, state.bytes_in)
+        session.bytes_out = max(session.bytes_out, state.bytes_out)
+        if state.started_at < session.started_at:
+            session.started_at = state.started_at
+            changed = True
+        changed |= _sync_accesses(db, directory, session, state)
+        if state.ended_at is not None:
+            if session.ended_at is None:
+                end_sessions(db, [session], at=state.ended_at, reason=EndReason.REPORTED)
+                result.ended += 1
+                changed = True
+            elif session.end_reason == EndReason.REPORTED.value and state.ended_at < session.ended_at:
+                session.ended_at = state.ended_at
+                changed = True
+    if changed:
+        queries.bump_change_version(session=db, workspace_id=workspace_id, now=received_at)
+    db.flush()
+    return result

@@ -79,3 +79,32 @@ class SourceFormatError(ValueError):
         super().__init__(f"line {line}: {message}")
         self.line = line
         self.message = message
+
+
+class EventKind:
+    STARTED = "session_started"
+    GATEWAY_ACCESSED = "gateway_accessed"
+    HEARTBEAT = "heartbeat"
+    ENDED = "session_ended"
+
+    ALL = (STARTED, GATEWAY_ACCESSED, HEARTBEAT, ENDED)
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """One thing a gateway says happened to one of its sessions.
+
+    `event_id` is unique per gateway: a retried event carries the same id.
+    `client` describes the session (session_started only); `access` the
+    gateway used (gateway_accessed only).
+    """
+
+    event_id: str
+    kind: str
+    client_key: str
+    occurred_at: datetime
+    client: ClientObservation | None = None
+    access: GatewayAccess | None = None
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    reason: str | None = None

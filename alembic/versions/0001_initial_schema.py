@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 18:49:26.049949
+Create Date: 2026-12-03 19:02:37.840328
 """
 
 from collections.abc import Sequence
@@ -74,6 +74,16 @@ def upgrade() -> None:
     with op.batch_alter_table('network', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_network_workspace_id'), ['workspace_id'], unique=False)
 
+    op.create_table('wireguardpeer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('public_key', sqlmodel.sql.sqltypes.AutoString(length=44), nullable=False),
+    sa.Column('member_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('device_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('workspace_id', 'public_key', name='uq_wireguard_peer_key')
+    )
     op.create_table('device',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -110,6 +120,39 @@ def upgrade() -> None:
     with op.batch_alter_table('gateway', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_gateway_network_id'), ['network_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_gateway_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('gatewaytoken',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('gateway_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', active_sessions.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['gateway_id'], ['gateway.id'], ),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('gatewaytoken', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gatewaytoken_gateway_id'), ['gateway_id'], unique=False)
+
+    op.create_table('ingestevent',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('gateway_id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('client_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
+    sa.Column('occurred_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['gateway_id'], ['gateway.id'], ),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway_id', 'event_id', name='uq_ingest_event_gateway_event')
+    )
+    with op.batch_alter_table('ingestevent', schema=None) as batch_op:
+        batch_op.create_index('ix_ingest_event_gateway_client', ['gateway_id', 'client_key'], unique=False)
 
     op.create_table('session',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -214,6 +257,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_session_active_app_name', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
 
     op.drop_table('session')
+    with op.batch_alter_table('ingestevent', schema=None) as batch_op:
+        batch_op.drop_index('ix_ingest_event_gateway_client')
+
+    op.drop_table('ingestevent')
+    with op.batch_alter_table('gatewaytoken', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gatewaytoken_gateway_id'))
+
+    op.drop_table('gatewaytoken')
     with op.batch_alter_table('gateway', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_gateway_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_gateway_network_id'))
@@ -224,6 +275,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_device_member_id'))
 
     op.drop_table('device')
+    op.drop_table('wireguardpeer')
     with op.batch_alter_table('network', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_network_workspace_id'))
 

@@ -1,0 +1,172 @@
+"""The ingest API (`/api/v1`), mounted on the app's backend.
+
+Gateways authenticate with their own token and report snapshots or events.
+Every acknowledged report is committed before the answer is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+
+from active_sessions import reconcile, tokens
+from active_sessions.db import get_engine
+from active_sessions.ingest import BadRequest, EventBatchDoc, SnapshotDoc, parse_events, parse_snapshot
+from active_sessions.models import Gateway, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+API_PREFIX = "/api/v1"
+
+api = FastAPI(
+    title="Active Sessions ingest API",
+    version="1",
+    description="Gateways report who is connected: snapshots or events, authenticated by a gateway token.",
+    openapi_url=f"{API_PREFIX}/openapi.json",
+    docs_url=f"{API_PREFIX}/docs",
+    redoc_url=None,
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, problem: str, errors: list[dict[str, str]] | None = None):
+        super().__init__(problem)
+        self.status = status
+        self.problem = problem
+        self.errors = errors or []
+
+
+@api.exception_handler(ApiError)
+async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    content_type = request.headers.get("content-type", "")
+    if not content_type.split(";")[0].strip().lower() == "application/json":
+        raise ApiError(415, "send application/json")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, f"body is not valid JSON: {error}") from error
+
+
+def _gateway(request: Request, db: Session) -> Gateway:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "send the gateway's token as 'Authorization: Bearer <token>'")
+    gateway = tokens.authenticate(db, token.strip())
+    if gateway is None:
+        raise ApiError(401, "unknown or revoked token")
+    return gateway
+
+
+def _answer(payload: dict[str, Any], refused: list) -> JSONResponse:
+    payload["refused"] = [refusal.as_dict() for refusal in refused]
+    # Some items refused: a client error, though the good items were kept.
+    return JSONResponse(payload, status_code=422 if refused else 200)
+
+
+def _body_schema(model) -> dict:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+_RESPONSES = {
+    401: {"description": "No token, or an unknown or revoked one"},
+    413: {"description": "Body too large"},
+    415: {"description": "Not JSON"},
+    422: {"description": "Some items (or the whole request) refused; good items were kept"},
+}
+
+
+@api.post(f"{API_PREFIX}/snapshots", openapi_extra=_body_schema(SnapshotDoc), responses=_RESPONSES)
+async def post_snapshot(request: Request) -> JSONResponse:
+    """Everything connected to the token's gateway now; sessions not listed end."""
+    body = await _read_json(request)
+    received_at = utcnow()
+    with Session(get_engine(), expire_on_commit=False) as db:
+        gateway = _gateway(request, db)
+        try:
+            snapshot, refused = parse_snapshot(body, gateway=gateway.name, received_at=received_at)
+        except BadRequest as error:
+            raise ApiError(422, "request refused", error.errors) from error
+        result = reconcile.apply_snapshot(
+            db, workspace_id=gateway.workspace_id, snapshot=snapshot, received_at=received_at
+        )
+        db.commit()
+    return _answer(
+        {
+            "ignored": result.ignored,
+            "started": result.started,
+            "ended": result.ended,
+            "connected": result.updated + result.started,
+        },
+        refused,
+    )
+
+
+@api.post(f"{API_PREFIX}/events", openapi_extra=_body_schema(EventBatchDoc), responses=_RESPONSES)
+async def post_events(request: Request) -> JSONResponse:
+    """Session events of the token's gateway; retries and any order are fine."""
+    body = await _read_json(request)
+    received_at = utcnow()
+    with Session(get_engine(), expire_on_commit=False) as db:
+        gateway = _gateway(request, db)
+        try:
+            parsed = parse_events(body)
+        except BadRequest as error:
+            raise ApiError(422, "request refused", error.errors) from error
+        result = reconcile.apply_events(
+            db,
+            workspace_id=gateway.workspace_id,
+            gateway=gateway.name,
+            events=parsed.items,
+            received_at=received_at,
+        )
+        db.commit()
+    return _answer({"accepted": result.accepted, "duplicates": result.duplicates}, parsed.refused)
+
+
+@api.get(f"{API_PREFIX}/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _openapi() -> dict:
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title, version=api.version, description=api.description, routes=api.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (SnapshotDoc, EventBatchDoc):
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(definition.pop("$defs", {}))
+            components[model.__name__] = definition
+        schema["components"]["securitySchemes"] = {"gatewayToken": {"type": "http", "scheme": "bearer"}}
+        schema["security"] = [{"gatewayToken": []}]
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
+api.openapi = _openapi
