@@ -19,12 +19,15 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-## make run: set up, create the demo workspace, run the simulator and the console.
+## make run: set up, create the demo workspaces, run their simulators and the console.
+SECOND_WORKSPACE := Acme Labs
 run: $(STAMP)
 	$(PY) -m active_sessions demo --no-sessions
+	$(PY) -m active_sessions demo --no-sessions --workspace "$(SECOND_WORKSPACE)" --seed 11
 	@echo "Starting the console: open http://localhost:3000 (Ctrl-C stops it)"
-	@$(PY) -m active_sessions simulate & sim=$$!; \
-	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	@$(PY) -m active_sessions simulate & sim1=$$!; \
+	  $(PY) -m active_sessions simulate --workspace "$(SECOND_WORKSPACE)" --seed 11 --target 120 & sim2=$$!; \
+	  trap 'kill $$sim1 $$sim2 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/reflex run
 
 ## make test: lint, unit tests (SQLite and PostgreSQL) and browser tests (headless Chromium).

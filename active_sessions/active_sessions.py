@@ -7,10 +7,13 @@ import reflex as rx
 
 from active_sessions import reconcile
 from active_sessions.api import api
+from active_sessions.auth_api import router as auth_router
 from active_sessions.db import migrate, session_scope
 from active_sessions.pages.dashboard import dashboard_page
+from active_sessions.pages.login import login_page, not_admin_page
 from active_sessions.pages.sessions import sessions_page
 from active_sessions.states.dashboard import DashboardState
+from active_sessions.states.login import LoginState
 from active_sessions.states.view import ViewState
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,10 @@ async def end_silent_gateways() -> None:
 
 
 migrate()
+api.include_router(auth_router)
 app = rx.App(api_transformer=api)
 app.register_lifespan_task(end_silent_gateways)
 app.add_page(dashboard_page, route="/", title="Dashboard · Active Sessions", on_load=DashboardState.on_load)
 app.add_page(sessions_page, route="/sessions", title="Active Sessions", on_load=ViewState.load_from_url)
+app.add_page(login_page, route="/login", title="Sign in · Active Sessions", on_load=LoginState.on_load)
+app.add_page(not_admin_page, route="/not-admin", title="Active Sessions")

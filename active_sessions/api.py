@@ -43,9 +43,16 @@ class ApiError(Exception):
         self.errors = errors or []
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a field name echoed from a request may be a lone surrogate."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
 @api.exception_handler(ApiError)
 async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
-    return JSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
+    return _AsciiJSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
 
 
 async def _read_json(request: Request) -> Any:
@@ -62,7 +69,9 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(415, "send application/json")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (ValueError, RecursionError) as error:
+        # ValueError: not UTF-8, not JSON, or an integer of more than 4300 digits;
+        # RecursionError: nested too deep.
         raise ApiError(400, f"body is not valid JSON: {error}") from error
 
 
@@ -80,7 +89,7 @@ def _gateway(request: Request, db: Session) -> Gateway:
 def _answer(payload: dict[str, Any], refused: list) -> JSONResponse:
     payload["refused"] = [refusal.as_dict() for refusal in refused]
     # Some items refused: a client error, though the good items were kept.
-    return JSONResponse(payload, status_code=422 if refused else 200)
+    return _AsciiJSONResponse(payload, status_code=422 if refused else 200)
 
 
 def _body_schema(model) -> dict:

@@ -7,8 +7,10 @@ the reconciler; open consoles see their changes through the change counter.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from active_sessions import queries, reconcile, tokens
+from active_sessions import auth, queries, reconcile, tokens
 from active_sessions.config import DATA_DIR, DEMO_WORKSPACE
 from active_sessions.db import migrate, session_scope
 from active_sessions.models import utcnow
@@ -57,6 +59,11 @@ def cmd_migrate(_args) -> int:
     return 0
 
 
+def _label(workspace: str) -> str:
+    """The simulator's name for a workspace (its members' email domain); the demo keeps example.com."""
+    return "" if workspace == DEMO_WORKSPACE else workspace
+
+
 def _simulator_tokens_path() -> Path:
     return DATA_DIR / "simulator-tokens.json"
 
@@ -90,19 +97,33 @@ def _simulator_tokens(workspace: str, gateways: Sequence[str]) -> dict[str, str]
     return mine
 
 
+def _ensure_demo_admin(workspace: str, workspace_id: int) -> None:
+    """The demo workspace's admin, with a generated password printed once (nothing has a default)."""
+    with session_scope() as db:
+        existing = queries.admin_accounts(session=db, workspace_id=workspace_id)
+        if existing:
+            print(f"{workspace}: admin {existing[0].email} (reset its password with create-admin)")
+            return
+        email = f"admin@{workspace.lower().replace(' ', '-')}.example"
+        password = auth.generate_password()
+        auth.create_account(db, workspace_id=workspace_id, email=email, password=password, name="Demo Admin")
+    print(f"{workspace}: sign in as {email} with password {password} (shown once)")
+
+
 def cmd_demo(args) -> int:
     """Create the demo workspace, its simulator gateways' tokens and (unless told not to) first sessions."""
     from active_sessions.sources.simulator import Simulator
 
     migrate()
     workspace_id = _workspace_id(args.workspace)
-    simulator = Simulator(seed=args.seed)
+    simulator = Simulator(seed=args.seed, workspace_label=_label(args.workspace))
     with session_scope() as db:
         for gateway in simulator.world.gateways:
             reconcile.ensure_gateway(
                 db, workspace_id, gateway.name, network=gateway.network, region=gateway.region
             )
     _simulator_tokens(args.workspace, [gateway.name for gateway in simulator.world.gateways])
+    _ensure_demo_admin(args.workspace, workspace_id)
     if args.sessions:
         with session_scope() as db:
             has_sessions = queries.count_active_sessions(session=db, workspace_id=workspace_id) > 0
@@ -125,7 +146,7 @@ def cmd_simulate(args) -> int:
 
     migrate()
     workspace_id = _workspace_id(args.workspace)
-    simulator = Simulator(seed=args.seed, target_active=args.target)
+    simulator = Simulator(seed=args.seed, target_active=args.target, workspace_label=_label(args.workspace))
     client = None
     if not args.direct:
         gateway_tokens = _simulator_tokens(
@@ -188,7 +209,265 @@ def cmd_import_openvpn(args) -> int:
         time.sleep(args.poll_interval)
 
 
+# ---------------------------------------------------------------- WireGuard
+
+WG_DUMP_COMMAND = ("wg", "show", "all", "dump")
+
+
+class CollectError(RuntimeError):
+    """A collector could not get its input (the reason is in the message); nothing changed."""
+
+
+def _run_wg(timeout: float) -> str:
+    """The output of `wg show all dump`, run here."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            list(WG_DUMP_COMMAND), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise CollectError(
+            "`wg` not found on PATH: install wireguard-tools, or give a dump file as PATH (`-` for stdin)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise CollectError(f"`wg show all dump` gave no answer within {timeout:g} s") from None
+    if done.returncode != 0:
+        raise CollectError(f"`wg show all dump` failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def _import_wireguard(workspace_id: int, text: str, args, *, name: str) -> None:
+    from active_sessions.sources.wireguard import interfaces_without_interface_line, snapshot_from_dump
+
+    with session_scope() as db:
+        peers = queries.wireguard_peers(session=db, workspace_id=workspace_id)
+    snapshot = snapshot_from_dump(
+        text,
+        gateway=args.gateway,
+        as_of=args.as_of or utcnow(),
+        peers_to_members=peers,
+        network=args.network,
+        region=args.region,
+    )
+    for interface, line in interfaces_without_interface_line(text).items():
+        print(
+            f"{name}: line {line}: interface {interface!r} has no interface line; its peers are read anyway",
+            file=sys.stderr,
+        )
+    (result,) = _apply(workspace_id, [snapshot])
+    _report(args.gateway, result)
+
+
+def cmd_import_wireguard(args) -> int:
+    """Read `wg show all dump` from a file, stdin or the `wg` command (again and again with --watch)."""
+    if args.watch and args.as_of is not None:
+        print("--as-of replays one recorded output: it cannot be combined with --watch", file=sys.stderr)
+        return 2
+    if args.watch and args.path == "-":
+        print("--watch needs a file or --command: stdin is read once", file=sys.stderr)
+        return 2
+    migrate()
+    workspace_id = _workspace_id(args.workspace)
+    path = Path(args.path) if args.path not in (None, "-") else None
+    name = "`wg show all dump`" if args.run_wg else ("stdin" if path is None else str(path))
+    last_stat = None
+    while True:
+        started = time.monotonic()
+        try:
+            text = None
+            if path is not None:
+                stat = path.stat()
+                key = (stat.st_mtime_ns, stat.st_size)
+                if key != last_stat:
+                    last_stat = key
+                    text = path.read_text(encoding="utf-8", errors="replace")
+            elif args.run_wg:
+                text = _run_wg(args.timeout)
+            else:
+                text = sys.stdin.read()
+            if text is not None:
+                _import_wireguard(workspace_id, text, args, name=name)
+        except SourceFormatError as error:
+            print(f"{name}: refused, nothing changed: {error}", file=sys.stderr)
+            if not args.watch:
+                return 2
+        except (OSError, CollectError) as error:
+            print(f"{name}: cannot read: {error}", file=sys.stderr)
+            if not args.watch:
+                return 2
+        if not args.watch:
+            return 0
+        if path is not None:
+            time.sleep(args.poll_interval)
+        else:
+            time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+
+
+def cmd_wireguard_peer(args) -> int:
+    """Say which member and device a WireGuard public key belongs to (or forget it, or list them)."""
+    from active_sessions.models import WireGuardPeer
+    from active_sessions.sources.wireguard import is_public_key
+
+    if args.action == "list":
+        if args.key is not None:
+            print("wireguard-peer list takes no key", file=sys.stderr)
+            return 2
+    elif args.key is None:
+        print(f"wireguard-peer {args.action} needs the peer's public key", file=sys.stderr)
+        return 2
+    elif not is_public_key(args.key):
+        print(
+            f"{args.key!r} is not a WireGuard public key (44 base64 characters of 32 bytes, as `wg` shows it)",
+            file=sys.stderr,
+        )
+        return 2
+    member = (args.member or "").strip()
+    device = (args.device or "").strip() or None
+    if args.action == "add" and not member:
+        print("wireguard-peer add needs --member", file=sys.stderr)
+        return 2
+    if len(member) > 200 or (device and len(device) > 200):
+        print("member and device names are at most 200 characters", file=sys.stderr)
+        return 2
+    if args.action != "add" and (args.member or args.device):
+        print(f"wireguard-peer {args.action} takes no --member or --device", file=sys.stderr)
+        return 2
+
+    migrate()
+    workspace_id = _workspace_id(args.workspace)
+    with session_scope() as db:
+        if args.action == "list":
+            peers = sorted(
+                queries.wireguard_peers(session=db, workspace_id=workspace_id).items(),
+                key=lambda item: (item[1][0].casefold(), item[1][1] or "", item[0]),
+            )
+            for key, (member_name, device_name) in peers:
+                print(f"{key}  {member_name}  {device_name or reconcile.UNKNOWN_DEVICE}")
+            print(f"{len(peers)} WireGuard peers")
+            return 0
+        peer = queries.wireguard_peer(session=db, workspace_id=workspace_id, public_key=args.key)
+        if args.action == "remove":
+            if peer is None:
+                print(f"{args.key}: not a known peer; nothing changed", file=sys.stderr)
+                return 1
+            db.delete(peer)
+            print(f"{args.key}: removed; its new sessions show as an unknown member's device")
+            return 0
+        verb = "updated"
+        if peer is None:
+            peer = WireGuardPeer(workspace_id=workspace_id, public_key=args.key, member_name=member)
+            verb = "added"
+        peer.member_name = member
+        peer.device_name = device
+        db.add(peer)
+    print(
+        f"{args.key}: {member} / {device or reconcile.UNKNOWN_DEVICE} ({verb});"
+        " applies to the peer's sessions that start from now on"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- OpenVPN management interface
+
+
+def cmd_collect_openvpn_mgmt(args) -> int:
+    """Ask an OpenVPN server's management interface for `status 3`, every --interval seconds."""
+    import os
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from active_sessions.sources.openvpn import parse_openvpn_status
+    from active_sessions.sources.openvpn_mgmt import Backoff, ManagementClient, ManagementError, parse_target
+
+    try:
+        target = parse_target(args.target)
+        ZoneInfo(args.timezone)
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        print(f"{error}", file=sys.stderr)
+        return 2
+    password = args.password if args.password is not None else os.environ.get("OPENVPN_MGMT_PASSWORD")
+    migrate()
+    workspace_id = _workspace_id(args.workspace)
+    backoff = Backoff(args.interval)
+    reads = 0
+    with ManagementClient(target, password=password, timeout=args.timeout) as client:
+        while True:
+            started = time.monotonic()
+            wait = None
+            try:
+                text = client.status()
+                snapshot = parse_openvpn_status(
+                    text,
+                    gateway=args.gateway,
+                    network=args.network,
+                    region=args.region,
+                    timezone=args.timezone,
+                    source="openvpn-mgmt",
+                )
+                (result,) = _apply(workspace_id, [snapshot])
+                _report(args.gateway, result)
+                backoff.succeeded()
+                status = 0
+            except SourceFormatError as error:
+                print(f"{target}: reply refused, nothing changed: {error}", file=sys.stderr)
+                status = 2
+            except ManagementError as error:
+                wait = backoff.failed()
+                retry = "" if args.once else f"; retrying in {wait:g} s"
+                print(f"{error}; nothing changed{retry}", file=sys.stderr)
+                status = 2
+            reads += 1
+            if args.once or (args.reads is not None and reads >= args.reads):
+                return status
+            if wait is None:
+                wait = max(0.0, args.interval - (time.monotonic() - started))
+            time.sleep(wait)
+
+
+def cmd_create_admin(args) -> int:
+    """Create an admin account (or reset its password); the password is asked for, or read from
+    the environment variable named by --password-env, and never printed or logged."""
+    migrate()
+    if args.password_env:
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            print(f"environment variable {args.password_env} is empty", file=sys.stderr)
+            return 2
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    workspace_id = _workspace_id(args.workspace)
+    try:
+        with session_scope() as db:
+            auth.create_account(db, workspace_id=workspace_id, email=args.email, password=password, name=args.name)
+    except ValueError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.email} is an admin of {args.workspace}")
+    return 0
+
+
+def cmd_gateway_token(args) -> int:
+    """Create (shown once) or revoke a gateway's ingest API token."""
+    migrate()
+    workspace_id = _workspace_id(args.workspace)
+    with session_scope() as db:
+        if args.action == "create":
+            token = tokens.create_token(db, workspace_id=workspace_id, gateway=args.gateway)
+        else:
+            revoked = tokens.revoke_tokens(db, workspace_id=workspace_id, gateway=args.gateway)
+    if args.action == "create":
+        print(token)
+        print(f"Token for gateway {args.gateway!r}: store it now, it is not shown again.", file=sys.stderr)
+        return 0
+    print(f"{args.gateway}: {revoked} token(s) revoked")
+    return 0 if revoked else 1
+
+
 def cmd_sessions(args) -> int:
+    migrate()  # on a new database: an empty list, not "no such table"
     with session_scope() as db:
         workspace = queries.workspace_by_name(session=db, name=args.workspace)
         rows = queries.active_sessions_for_cli(session=db, workspace_id=workspace.id) if workspace else []
@@ -232,6 +511,19 @@ def _parse_time(text: str) -> datetime:
     return moment
 
 
+def _time_zone(name: str) -> str:
+    """An IANA zone name, checked here so that a wrong one is a usage error, not a traceback."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone {name!r} (give an IANA name, e.g. Europe/Berlin)"
+        ) from None
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m active_sessions", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -248,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", cmd_demo, "create the demo workspace and its simulator gateways")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(
-        "--no-sessions", dest="sessions", action="store_false", help="leave the first sessions to the simulator"
+        "--no-sessions",
+        dest="sessions",
+        action="store_false",
+        help="leave the first sessions to the simulator",
     )
 
     simulate = command("simulate", cmd_simulate, "run the demo simulator")
@@ -266,9 +561,75 @@ def build_parser() -> argparse.ArgumentParser:
     openvpn.add_argument("--gateway", required=True)
     openvpn.add_argument("--network")
     openvpn.add_argument("--region")
-    openvpn.add_argument("--timezone", default="UTC", help="zone of the file's text times (default: UTC)")
+    openvpn.add_argument(
+        "--timezone", type=_time_zone, default="UTC", help="zone of the file's text times (default: UTC)"
+    )
     openvpn.add_argument("--watch", action="store_true", help="re-read the file whenever it changes")
     openvpn.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    wireguard = command(
+        "import-wireguard", cmd_import_wireguard, "read `wg show all dump` from a file, stdin or `wg` itself"
+    )
+    wg_input = wireguard.add_mutually_exclusive_group(required=True)
+    wg_input.add_argument("path", nargs="?", help="a file with the dump, or - for stdin")
+    wg_input.add_argument(
+        "--command", dest="run_wg", action="store_true", help="run `wg show all dump` here (needs root)"
+    )
+    wireguard.add_argument("--gateway", required=True)
+    wireguard.add_argument("--network")
+    wireguard.add_argument("--region")
+    wireguard.add_argument(
+        "--as-of",
+        type=_parse_time,
+        help="replay recorded output as of this moment (ISO-8601 with offset; default: now)",
+    )
+    wireguard.add_argument(
+        "--watch", action="store_true", help="re-read the file when it changes, or run `wg` every --interval"
+    )
+    wireguard.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between runs of `wg` (default: %(default)s)"
+    )
+    wireguard.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for `wg`")
+    wireguard.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    wg_peer = command(
+        "wireguard-peer", cmd_wireguard_peer, "say which member and device a WireGuard public key belongs to"
+    )
+    wg_peer.add_argument("action", choices=("add", "remove", "list"))
+    wg_peer.add_argument("key", nargs="?", help="the peer's public key, as `wg` shows it")
+    wg_peer.add_argument("--member", help="member name (add)")
+    wg_peer.add_argument("--device", help="device name (add; default: an unknown device of the member)")
+
+    mgmt = command(
+        "collect-openvpn-mgmt",
+        cmd_collect_openvpn_mgmt,
+        "read `status 3` from an OpenVPN server's management interface, every --interval seconds",
+    )
+    mgmt.add_argument(
+        "target", metavar="HOST:PORT|SOCKET", help="TCP address ([v6]:port for IPv6) or socket path"
+    )
+    mgmt.add_argument("--gateway", required=True)
+    mgmt.add_argument("--network")
+    mgmt.add_argument("--region")
+    mgmt.add_argument("--timezone", default="UTC", help="zone of the reply's text times (default: UTC)")
+    mgmt.add_argument(
+        "--password", help="management password (better: set OPENVPN_MGMT_PASSWORD, not seen in ps)"
+    )
+    mgmt.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between reads (default: %(default)s)"
+    )
+    mgmt.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
+    mgmt.add_argument("--once", action="store_true", help="read once; exit non-zero if that fails")
+    mgmt.add_argument("--reads", type=int, default=None, help="stop after this many reads")
+
+    admin = command("create-admin", cmd_create_admin, "create an admin account or reset its password")
+    admin.add_argument("email")
+    admin.add_argument("--name", help="display name (default: the email)")
+    admin.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+
+    token = command("gateway-token", cmd_gateway_token, "create or revoke a gateway's ingest API token")
+    token.add_argument("action", choices=("create", "revoke"))
+    token.add_argument("gateway", help="gateway name (created on first sight)")
 
     sessions = command("sessions", cmd_sessions, "list the active sessions")
     sessions.add_argument("--json", action="store_true", help="print a JSON list")

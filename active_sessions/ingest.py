@@ -8,10 +8,11 @@ the problem named; the good items of the same request are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -32,7 +33,25 @@ from active_sessions.sources.types import (
 )
 
 MAX_ITEMS = 5000
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _storable_text(value: str) -> str:
+    """Text PostgreSQL can store: it refuses NUL (pydantic already refuses lone surrogates)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+Text = AfterValidator(_storable_text)
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Name = Annotated[str, Field(min_length=1, max_length=200), Text]
 Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
 Counter = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
@@ -43,9 +62,9 @@ class _Strict(BaseModel):
 
 class GatewayUse(_Strict):
     gateway: Name
-    first_used_at: AwareDatetime
+    first_used_at: Moment
     network: Name | None = None
-    region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=64), Text] | None = None
 
 
 class ClientIn(_Strict):
@@ -53,18 +72,18 @@ class ClientIn(_Strict):
 
     id: Identifier = Field(description="The session's id at the gateway; stable for its life.")
     member: Name
-    member_email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    member_email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), Text] | None = None
     device: Name | None = None
     device_type: DeviceType = DeviceType.UNKNOWN
     device_os: DeviceOS = DeviceOS.UNKNOWN
     connection_type: ConnectionType = ConnectionType.AGENT
     app: Name | None = None
-    app_protocol: Annotated[str, Field(min_length=1, max_length=16)] | None = None
-    origin: Annotated[str, Field(max_length=80)] | None = Field(
+    app_protocol: Annotated[str, Field(min_length=1, max_length=16), Text] | None = None
+    origin: Annotated[str, Field(max_length=80), Text] | None = Field(
         default=None, description="Where the client connects from: ip, ip:port, [v6]:port, udp4:ip:port..."
     )
-    virtual_addresses: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] = []
-    started_at: AwareDatetime
+    virtual_addresses: Annotated[list[Annotated[str, Field(max_length=64), Text]], Field(max_length=32)] = []
+    started_at: Moment
     bytes_in: Counter = 0
     bytes_out: Counter = 0
     gateways: Annotated[list[GatewayUse], Field(max_length=64)] = []
@@ -72,7 +91,12 @@ class ClientIn(_Strict):
     @field_validator("origin")
     @classmethod
     def _origin(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else parse_endpoint(value).ip
+        if value in (None, ""):
+            return None
+        ip = parse_endpoint(value).ip
+        if len(ip) > 45:  # an IPv6 zone id can make it longer than the column
+            raise ValueError("the address is longer than 45 characters")
+        return ip
 
     @field_validator("virtual_addresses")
     @classmethod
@@ -109,10 +133,12 @@ class SnapshotIn(_Strict):
     """Everything connected to the reporting gateway now."""
 
     gateway: Name | None = Field(default=None, description="Optional; must be the token's gateway.")
-    gateway_time: AwareDatetime = Field(description="The gateway's own clock when it took the snapshot.")
-    boot_id: Identifier | None = Field(default=None, description="Changes when the gateway restarts.")
+    gateway_time: Moment = Field(description="The gateway's own clock when it took the snapshot.")
+    boot_id: Annotated[Identifier, Field(max_length=64)] | None = Field(
+        default=None, description="Changes when the gateway restarts."
+    )
     network: Name | None = None
-    region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=64), Text] | None = None
     clients: Annotated[list[dict[str, Any]], Field(max_length=MAX_ITEMS)] = Field(
         description="ClientIn objects; each is checked on its own."
     )
@@ -124,14 +150,14 @@ class EventIn(_Strict):
     id: Identifier = Field(description="Unique per gateway; a retry sends the same id.")
     type: Literal["session_started", "gateway_accessed", "heartbeat", "session_ended"]
     session: Identifier = Field(description="The session's id at the gateway.")
-    at: AwareDatetime = Field(description="When it happened, by the gateway's clock.")
+    at: Moment = Field(description="When it happened, by the gateway's clock.")
     client: ClientIn | None = Field(default=None, description="The session (session_started only).")
     gateway: Name | None = Field(default=None, description="The gateway used (gateway_accessed only).")
     network: Name | None = None
-    region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=64), Text] | None = None
     bytes_in: Counter | None = None
     bytes_out: Counter | None = None
-    reason: Annotated[str, Field(max_length=200)] | None = None
+    reason: Annotated[str, Field(max_length=200), Text] | None = None
 
     def event(self) -> GatewayEvent:
         key = f"api={self.session}"

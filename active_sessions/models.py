@@ -102,6 +102,8 @@ class Member(SQLModel, table=True):
     name: str = Field(max_length=200)
     email: str | None = Field(default=None, max_length=320, index=True)
     role: str = Field(default=Role.MEMBER.value, max_length=16)
+    # Argon2 hash; members without one cannot sign in.
+    password_hash: str | None = Field(default=None, max_length=200)
     created_at: datetime = _timestamp()
 
 
@@ -216,6 +218,9 @@ class Session(SQLModel, table=True):
     end_reason: str | None = Field(default=None, max_length=32)
     bytes_in: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
     bytes_out: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    # Counters that run for the peer's life (WireGuard): their last read, from which the next growth counts.
+    counter_base_in: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    counter_base_out: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
     flags: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     source: str = Field(max_length=32)
     # The client's identity at its gateway (OpenVPN client id and connect time,
@@ -316,3 +321,32 @@ class WireGuardPeer(SQLModel, table=True):
     public_key: str = Field(max_length=44)
     member_name: str = Field(max_length=200)
     device_name: str | None = Field(default=None, max_length=200)
+
+
+class LoginSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    created_at: datetime = _timestamp()
+    last_seen_at: datetime = _timestamp()
+    ended_at: datetime | None = _timestamp(nullable=True)
+    client_address: str | None = Field(default=None, max_length=64)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who signed in or out, failed to, or exported what, when and from where."""
+
+    __table_args__ = (sa.Index("ix_audit_entry_workspace_at", "workspace_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Empty for a failed sign-in with an unknown email: it belongs to no workspace.
+    workspace_id: int | None = Field(default=None, foreign_key="workspace.id")
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=32)
+    at: datetime = _timestamp()
+    client_address: str | None = Field(default=None, max_length=64)
+    details: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))

@@ -26,6 +26,7 @@ from active_sessions.models import (
     Gateway,
     GatewayToken,
     IngestEvent,
+    LoginSession,
     Member,
     Network,
     SessionGateway,
@@ -528,7 +529,9 @@ def events_of_clients(
     found: dict[str, list[IngestEvent]] = {}
     for chunk in _in_chunks(sorted(set(client_keys))):
         rows = session.exec(
-            select(IngestEvent).where(IngestEvent.gateway_id == gateway_id, col(IngestEvent.client_key).in_(chunk))
+            select(IngestEvent).where(
+                IngestEvent.gateway_id == gateway_id, col(IngestEvent.client_key).in_(chunk)
+            )
         )
         for row in rows:
             found.setdefault(row.client_key, []).append(row)
@@ -571,7 +574,9 @@ def gateway_for_token(*, session: Session, token_hash: str) -> Gateway | None:
 def live_tokens_of_gateway(*, session: Session, gateway_id: int) -> list[GatewayToken]:
     return list(
         session.exec(
-            select(GatewayToken).where(GatewayToken.gateway_id == gateway_id, col(GatewayToken.revoked_at).is_(None))
+            select(GatewayToken).where(
+                GatewayToken.gateway_id == gateway_id, col(GatewayToken.revoked_at).is_(None)
+            )
         )
     )
 
@@ -588,3 +593,44 @@ def wireguard_peer(*, session: Session, workspace_id: int, public_key: str) -> W
             WireGuardPeer.workspace_id == workspace_id, WireGuardPeer.public_key == public_key
         )
     ).first()
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def account_by_email(*, session: Session, email: str) -> Member | None:
+    """The member who signs in with this email (emails of accounts are unique)."""
+    return session.exec(
+        select(Member).where(
+            sa.func.lower(Member.email) == email.lower(), col(Member.password_hash).is_not(None)
+        )
+    ).first()
+
+
+def member_by_email(*, session: Session, workspace_id: int, email: str) -> Member | None:
+    return session.exec(
+        select(Member).where(
+            Member.workspace_id == workspace_id, sa.func.lower(Member.email) == email.lower()
+        )
+    ).first()
+
+
+def login_session(*, session: Session, token_hash: str) -> tuple[LoginSession, Member] | None:
+    row = session.exec(
+        select(LoginSession, Member)
+        .join(Member, Member.id == LoginSession.member_id)
+        .where(LoginSession.token_hash == token_hash)
+    ).first()
+    return tuple(row) if row else None
+
+
+def admin_accounts(*, session: Session, workspace_id: int) -> list[Member]:
+    return list(
+        session.exec(
+            select(Member).where(
+                Member.workspace_id == workspace_id,
+                Member.role == "admin",
+                col(Member.password_hash).is_not(None),
+            )
+        )
+    )

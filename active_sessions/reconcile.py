@@ -18,6 +18,8 @@ from active_sessions import queries
 from active_sessions.models import (
     Application,
     Device,
+    DeviceOS,
+    DeviceType,
     EndReason,
     Gateway,
     IngestEvent,
@@ -143,8 +145,9 @@ class _Directory:
                 workspace_id=self.workspace_id,
                 member_id=member.id,
                 name=name,
-                type=client.device_type,
-                os=client.device_os,
+                # A device the source could not name has no known type or OS either.
+                type=client.device_type if client.device else DeviceType.UNKNOWN.value,
+                os=client.device_os if client.device else DeviceOS.UNKNOWN.value,
             )
             self.db.add(device)
             self.db.flush()
@@ -212,8 +215,11 @@ def _start_session(
         virtual_addresses=list(client.virtual_addresses),
         started_at=started_at,
         last_seen_at=received_at,
-        bytes_in=client.bytes_in,
-        bytes_out=client.bytes_out,
+        # Counters that ran before the start count only from here on (see `_count_bytes`).
+        bytes_in=0 if client.cumulative_counters else client.bytes_in,
+        bytes_out=0 if client.cumulative_counters else client.bytes_out,
+        counter_base_in=client.bytes_in if client.cumulative_counters else None,
+        counter_base_out=client.bytes_out if client.cumulative_counters else None,
         flags=list(flags),
         source=source,
         client_key=client.client_key,
@@ -250,7 +256,8 @@ def _record_gateway_accesses(
     known: set[int],
 ) -> bool:
     added = False
-    for access in accesses:
+    # In first-use order, whatever order the source listed them in.
+    for access in sorted(accesses, key=lambda access: access.first_used_at):
         gateway = directory.gateway(access)
         if gateway.id in known:
             continue
@@ -268,6 +275,28 @@ def _record_gateway_accesses(
         session.gateway_names = [*session.gateway_names, gateway.name]
         added = True
     return added
+
+
+def _count_bytes(session: VpnSession, client: ClientObservation) -> None:
+    """Bring a session's byte counts up to date with a later observation of its client.
+
+    Plain counts never go back. Cumulative counters add their growth since the last read;
+    a counter below its last read was reset (the peer re-added) and counts from zero again.
+    """
+    if not client.cumulative_counters:
+        session.bytes_in = max(session.bytes_in, client.bytes_in)
+        session.bytes_out = max(session.bytes_out, client.bytes_out)
+        return
+    if session.counter_base_in is not None:
+        session.bytes_in += _growth(session.counter_base_in, client.bytes_in)
+    if session.counter_base_out is not None:
+        session.bytes_out += _growth(session.counter_base_out, client.bytes_out)
+    session.counter_base_in = client.bytes_in
+    session.counter_base_out = client.bytes_out
+
+
+def _growth(last: int, now: int) -> int:
+    return now - last if now >= last else now
 
 
 def end_sessions(db: Session, sessions: list[VpnSession], *, at: datetime, reason: EndReason) -> None:
@@ -325,8 +354,7 @@ def apply_snapshot(
             result.started += 1
         else:
             session.last_seen_at = received_at
-            session.bytes_in = max(session.bytes_in, client.bytes_in)
-            session.bytes_out = max(session.bytes_out, client.bytes_out)
+            _count_bytes(session, client)
             result.updated += 1
         changed_links |= _record_gateway_accesses(
             db, directory, session, client.gateways, links.setdefault(session.id, {gateway.id})
@@ -424,12 +452,16 @@ def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
     ended_at = None
     if end is not None:
         ended_at = max(min(end.event.occurred_at, end.received_at), started_at)
+    # Gateways used: from gateway_accessed events, and as listed by the session's start.
+    uses = [(client_access, start.received_at) for client_access in client.gateways]
+    uses += [
+        (item.event.access, item.received_at)
+        for item in by_kind.get(EventKind.GATEWAY_ACCESSED, [])
+        if item.event.access is not None
+    ]
     first_use: dict[str, GatewayAccess] = {}
-    for item in by_kind.get(EventKind.GATEWAY_ACCESSED, []):
-        access = item.event.access
-        if access is None:
-            continue
-        used_at = max(min(item.event.occurred_at, item.received_at), started_at)
+    for access, received_at in uses:
+        used_at = max(min(access.first_used_at, received_at), started_at)
         known = first_use.get(access.gateway)
         if known is None or used_at < known.first_used_at:
             first_use[access.gateway] = GatewayAccess(access.gateway, used_at, access.network, access.region)
@@ -466,6 +498,15 @@ def _event_payload(event: GatewayEvent) -> dict:
             "bytes_in": client.bytes_in,
             "bytes_out": client.bytes_out,
             "flags": list(client.flags),
+            "gateways": [
+                {
+                    "gateway": access.gateway,
+                    "first_used_at": access.first_used_at.isoformat(),
+                    "network": access.network,
+                    "region": access.region,
+                }
+                for access in client.gateways
+            ],
         }
     if event.access is not None:
         payload["access"] = {
@@ -484,6 +525,10 @@ def _event_from_row(row: IngestEvent) -> ReceivedEvent:
         data["started_at"] = datetime.fromisoformat(data["started_at"])
         data["virtual_addresses"] = tuple(data["virtual_addresses"])
         data["flags"] = tuple(data["flags"])
+        data["gateways"] = tuple(
+            GatewayAccess(**{**use, "first_used_at": datetime.fromisoformat(use["first_used_at"])})
+            for use in data.get("gateways", ())
+        )
         client = ClientObservation(client_key=row.client_key, **data)
     access = None
     if payload.get("access"):

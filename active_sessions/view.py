@@ -16,6 +16,8 @@ MAX_SEARCH_LENGTH = 200
 MAX_FILTER_VALUES = 200
 MAX_FILTER_VALUE_LENGTH = 200
 MAX_PAGE = 1_000_000
+# Ids are 32-bit integers on PostgreSQL: a larger one exists nowhere and fails there.
+MAX_MEMBER_ID = 2**31 - 1
 
 
 class InvalidView(ValueError):
@@ -31,9 +33,10 @@ def _clean_values(key: str, values) -> tuple[str, ...]:
         raise InvalidView(f"filter {key!r} takes at most {MAX_FILTER_VALUES} values")
     cleaned: list[str] = []
     for value in values:
-        if not isinstance(value, str) or not value or len(value) > MAX_FILTER_VALUE_LENGTH:
+        if not value or not _is_text(value, MAX_FILTER_VALUE_LENGTH):
             raise InvalidView(f"filter {key!r}: bad value {value!r}")
-        if key == "member" and not value.isdigit():
+        # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+        if key == "member" and not (value.isascii() and value.isdigit() and int(value) <= MAX_MEMBER_ID):
             raise InvalidView(f"filter 'member' takes member ids, not {value!r}")
         if value not in cleaned:
             cleaned.append(value)
@@ -60,16 +63,16 @@ class SessionView:
             if cleaned:
                 filters[key] = cleaned
         object.__setattr__(self, "filters", dict(sorted(filters.items())))
-        if not isinstance(self.search, str) or len(self.search) > MAX_SEARCH_LENGTH:
+        if not _is_text(self.search, MAX_SEARCH_LENGTH):
             raise InvalidView(f"search must be text of at most {MAX_SEARCH_LENGTH} characters")
         object.__setattr__(self, "search", self.search.strip())
-        if self.sort not in COLUMNS_BY_KEY:
+        if not isinstance(self.sort, str) or self.sort not in COLUMNS_BY_KEY:
             raise InvalidView(f"unknown sort column {self.sort!r}")
         if not isinstance(self.descending, bool):
             raise InvalidView("descending must be true or false")
         if isinstance(self.page, bool) or not isinstance(self.page, int) or not 0 <= self.page <= MAX_PAGE:
             raise InvalidView(f"bad page {self.page!r}")
-        if self.page_size not in PAGE_SIZES or isinstance(self.page_size, bool):
+        if type(self.page_size) is not int or self.page_size not in PAGE_SIZES:  # not 50.0, not True
             raise InvalidView(f"page size must be one of {PAGE_SIZES}")
 
     def with_filter(self, key: str, values) -> SessionView:
@@ -81,8 +84,9 @@ class SessionView:
         return replace(self, filters={}, search="", page=0)
 
     def to_query_params(self) -> dict[str, str]:
-        """URL parameters: one comma-free entry per filter (values joined by `|`)."""
-        params: dict[str, str] = {key: "|".join(values) for key, values in self.filters.items()}
+        """URL parameters: one comma-free entry per filter (values joined by `|`, a `|` or `\\`
+        inside a value escaped with `\\`)."""
+        params: dict[str, str] = {key: _join_values(values) for key, values in self.filters.items()}
         if self.search:
             params["q"] = self.search
         params["sort"] = f"-{self.sort}" if self.descending else self.sort
@@ -99,15 +103,17 @@ class SessionView:
         for key in FILTER_KEYS:
             raw = params.get(key)
             if isinstance(raw, str) and raw:
-                values = tuple(value for value in raw.split("|") if value)
+                values = tuple(value for value in _split_values(raw) if value)
                 try:
                     filters[key] = _clean_values(key, values)
                 except InvalidView:
                     continue
         search = params.get("q") or ""
-        if not isinstance(search, str) or len(search) > MAX_SEARCH_LENGTH:
+        if not _is_text(search, MAX_SEARCH_LENGTH):
             search = ""
-        sort_param = params.get("sort") or f"-{DEFAULT_SORT}"
+        sort_param = params.get("sort")
+        if not isinstance(sort_param, str) or not sort_param:  # e.g. a list: `?sort=a&sort=b`
+            sort_param = f"-{DEFAULT_SORT}"
         descending = sort_param.startswith("-")
         sort = sort_param.lstrip("-")
         if sort not in COLUMNS_BY_KEY:
@@ -125,6 +131,36 @@ class SessionView:
 
 
 def _int_param(raw, *, default: int, allowed) -> int:
-    if isinstance(raw, str) and raw.isdigit() and int(raw) in allowed:
+    # ASCII digits only ('²'.isdigit() is true), and few enough for int() to take.
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20 and int(raw) in allowed:
         return int(raw)
     return default
+
+
+def _is_text(value, max_length: int) -> bool:
+    # PostgreSQL refuses text with NUL characters.
+    return isinstance(value, str) and len(value) <= max_length and "\x00" not in value
+
+
+def _join_values(values) -> str:
+    return "|".join(value.replace("\\", "\\\\").replace("|", "\\|") for value in values)
+
+
+def _split_values(raw: str) -> list[str]:
+    """The values `_join_values` joined: split at each `|` that is not escaped."""
+    values, current, escaped = [], [], False
+    for character in raw:
+        if escaped:
+            current.append(character)
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == "|":
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    if escaped:  # a trailing lone backslash stands for itself
+        current.append("\\")
+    values.append("".join(current))
+    return values

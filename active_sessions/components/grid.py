@@ -233,15 +233,9 @@ def sessions_grid() -> rx.Component:
     return rx.vstack(
         toolbar(),
         rx.cond(
-            GridState.error != "",
-            rx.callout(
-                GridState.error, icon="triangle-alert", color_scheme="red", role="alert", width="100%"
-            ),
-            rx.cond(
-                GridState.loading,
-                rx.hstack(rx.spinner(), rx.text("Loading sessions…"), padding="2em"),
-                rx.cond(GridState.total == 0, _empty_state(), _table()),
-            ),
+            GridState.loading,
+            rx.hstack(rx.spinner(), rx.text("Loading sessions…"), padding="2em"),
+            rx.cond(GridState.total == 0, _empty_state(), _table()),
         ),
         pager(),
         width="100%",

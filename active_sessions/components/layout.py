@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from active_sessions.components.auth import sign_out_button
+
 NAV_ITEMS = (("Dashboard", "/", "layout-dashboard"), ("Active Sessions", "/sessions", "activity"))
 
 
@@ -31,6 +33,8 @@ def sidebar(current: str) -> rx.Component:
             padding_bottom="1em",
         ),
         *(_nav_link(label, href, icon, href == current) for label, href, icon in NAV_ITEMS),
+        rx.spacer(),
+        sign_out_button(),
         as_="nav",
         aria_label="Main",
         width="15em",
@@ -59,11 +63,4 @@ def page_shell(current: str, title: str, *children: rx.Component) -> rx.Componen
         spacing="0",
         align="start",
         width="100%",
-    )
-
-
-def error_callout(message) -> rx.Component:
-    return rx.cond(
-        message != "",
-        rx.callout(message, icon="triangle-alert", color_scheme="red", role="alert", margin_bottom="1em"),
     )

@@ -14,9 +14,5 @@ def dashboard_page() -> rx.Component:
         "/",
         "Dashboard",
         rx.moment(interval=2000, on_change=DashboardState.tick, display="none"),
-        rx.cond(
-            DashboardState.error != "",
-            rx.callout(DashboardState.error, icon="triangle-alert", color_scheme="red", role="alert"),
-        ),
         active_sessions_tile(),
     )

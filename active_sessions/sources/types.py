@@ -38,6 +38,9 @@ class ClientObservation:
     bytes_out: int = 0
     gateways: tuple[GatewayAccess, ...] = ()
     flags: tuple[str, ...] = ()
+    # True: bytes_in/out are counters that ran before the session started (WireGuard's
+    # run for the peer's life); the session counts only their growth from its start.
+    cumulative_counters: bool = False
 
 
 @dataclass(frozen=True)

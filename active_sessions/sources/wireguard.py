@@ -112,7 +112,8 @@ def snapshot_from_dump(
       (never) is not connected. A handshake later than `as_of` is clamped to `as_of`
       and flagged `"clock skew"`.
     - Each connected peer is one client: key `wg=<interface>|<public key>`, started at
-      its latest handshake, `bytes_in`/`bytes_out` = transfer rx/tx, origin = the
+      its latest handshake, `bytes_in`/`bytes_out` = transfer rx/tx (counters for the
+      peer's life: `cumulative_counters`, the session counts their growth), origin = the
       endpoint's address (None for `(none)`), virtual addresses = the allowed IPs.
     - `peers_to_members` maps a public key to (member, device or None). A key not in
       it is never dropped: member `"Unknown member"`, device `wg-` + the key's first
@@ -167,7 +168,32 @@ def _observation(
         bytes_in=peer.rx_bytes,
         bytes_out=peer.tx_bytes,
         flags=flags,
+        cumulative_counters=True,
     )
+
+
+def is_public_key(text: str) -> bool:
+    """Whether `text` is a WireGuard public key as `wg` writes it (44 base64 characters)."""
+    return _is_key(text)
+
+
+def interfaces_without_interface_line(text: str) -> dict[str, int]:
+    """Interfaces with readable peer lines but no interface line: name -> first peer line.
+
+    Their peers are read all the same; a collector reports them, since a dump of `wg show
+    all dump` always has the interface line, so its absence points at an edited or cut file.
+    """
+    peers, _ = parse_wg_dump(text)
+    declared = {
+        fields[0]
+        for fields in (line.removesuffix("\r").split("\t") for line in text.split("\n"))
+        if len(fields) == _INTERFACE_FIELDS
+    }
+    missing: dict[str, int] = {}
+    for peer in peers:
+        if peer.interface not in declared:
+            missing.setdefault(peer.interface, peer.line)
+    return missing
 
 
 # --- reading lines ---------------------------------------------------------------

@@ -1,26 +1,40 @@
 """The one base state: every state derives from it, and every data path asks it
-which workspace the client may see before it queries anything."""
+who the client is before it queries anything.
+
+The browser's sign-in cookie (HttpOnly, set by `auth_api`) arrives with the
+websocket handshake; each check looks its session up in the database, so a
+sign-out or an idle expiry closes every tab of that session at once.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import reflex as rx
 from sqlmodel import Session
 
-from active_sessions import queries
-from active_sessions.config import DEMO_WORKSPACE
-from active_sessions.db import get_engine
+from active_sessions import auth
+from active_sessions.db import get_engine, session_scope
 from active_sessions.display import DEFAULT_TIMEZONE, valid_timezone
+from active_sessions.view import InvalidView
 
 log = logging.getLogger(__name__)
+
+LOGIN_ROUTE = "/login"
+NOT_ADMIN_ROUTE = "/not-admin"
 
 
 class AccessDenied(Exception):
     """The client may not see this workspace's data."""
+
+    def __init__(self, message: str, *, signed_in: bool):
+        super().__init__(message)
+        self.signed_in = signed_in
 
 
 @contextmanager
@@ -34,25 +48,75 @@ class BaseState(rx.State):
 
     # The admin's browser time zone (IANA name); times are stored in UTC.
     timezone: str = DEFAULT_TIMEZONE
-    # Cached per client; issue #4 replaces this with the signed-in admin's workspace.
-    _workspace_id: int | None = None
+
+    def _identity(self) -> auth.Identity | None:
+        token = auth.token_from_cookie_header(self.router.headers.cookie)
+        with session_scope() as db:
+            return auth.identify(db, token)
+
+    def _admin(self) -> auth.Identity:
+        """The signed-in admin, or AccessDenied. First call of every data path."""
+        identity = self._identity()
+        if identity is None:
+            raise AccessDenied("Sign in to see the console.", signed_in=False)
+        if not identity.is_admin:
+            raise AccessDenied("The Active Sessions console is for workspace admins.", signed_in=True)
+        return identity
 
     def _admin_workspace_id(self) -> int:
-        """The workspace this client administers, or AccessDenied.
+        return self._admin().workspace_id
 
-        Called first by every event handler and data-carrying computed var.
-        """
-        if self._workspace_id is None:
-            name = os.environ.get("ACTIVE_SESSIONS_WORKSPACE", DEMO_WORKSPACE)
-            with read_session() as session:
-                workspace = queries.workspace_by_name(session=session, name=name)
-            if workspace is None:
-                raise AccessDenied(f"workspace {name!r} does not exist yet: run `make run` to create it")
-            self._workspace_id = workspace.id
-        return self._workspace_id
+    def _client_address(self) -> str | None:
+        return self.router.session.client_ip or None
 
     def _set_timezone(self, name: str) -> None:
         self.timezone = valid_timezone(name) or DEFAULT_TIMEZONE
+
+    def _clear_data(self) -> None:
+        """Forget whatever workspace data this state holds (states with data override it)."""
+
+    async def _deny(self, denied: AccessDenied):
+        """Clear every state's data from this client, then send it to sign in."""
+        for state_class in _all_substates(BaseState):
+            state = await self.get_state(state_class)
+            state._clear_data()
+        if denied.signed_in:
+            return rx.redirect(NOT_ADMIN_ROUTE)
+        path = self.router.url.path or "/"
+        return rx.redirect(f"{LOGIN_ROUTE}?{urlencode({'next': path})}")
+
+
+def _all_substates(state_class: type[rx.State]) -> Iterator[type[rx.State]]:
+    for child in state_class.class_subclasses:
+        yield child
+        yield from _all_substates(child)
+
+
+def admin_only(handler):
+    """An event handler that runs only for a signed-in admin of the workspace.
+
+    The handler itself calls `self._admin()` (or `_admin_workspace_id()`) before
+    any query; this wrapper turns a refusal into cleared data and a redirect, and
+    a view a client forged (e.g. through `setvar`) into the default view.
+    """
+
+    @functools.wraps(handler)
+    async def guarded(self: BaseState, *args, **kwargs):
+        try:
+            result = handler(self, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except AccessDenied as denied:
+            return await self._deny(denied)
+        except InvalidView as invalid:
+            log.warning("refused a forged view: %s", invalid)
+            reset = getattr(self, "_reset_view", None)
+            if reset is not None:
+                reset()
+            return None
+
+    return guarded
 
 
 def detect_timezone(callback) -> rx.event.EventSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from active_sessions.columns import COLUMN_KEYS
-from active_sessions.states.base import BaseState
+from active_sessions.states.base import BaseState, admin_only
 
 
 def parse_hidden(stored: str) -> list[str]:
@@ -27,6 +27,7 @@ class ColumnState(BaseState):
         return [key for key in COLUMN_KEYS if key not in hidden]
 
     @rx.event
+    @admin_only
     def toggle_column(self, key: str):
         self._admin_workspace_id()
         if key not in COLUMN_KEYS:
@@ -39,6 +40,7 @@ class ColumnState(BaseState):
         self.hidden_columns = ",".join(hidden)
 
     @rx.event
+    @admin_only
     def show_all_columns(self):
         self._admin_workspace_id()
         self.hidden_columns = ""

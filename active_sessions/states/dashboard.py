@@ -9,7 +9,7 @@ import reflex as rx
 
 from active_sessions import queries
 from active_sessions.display import format_clock, now_utc
-from active_sessions.states.base import AccessDenied, BaseState, detect_timezone, read_session
+from active_sessions.states.base import BaseState, admin_only, detect_timezone, read_session
 
 CHART_SPAN = timedelta(hours=1)
 CHART_POINTS = 31
@@ -22,19 +22,16 @@ class DashboardState(BaseState):
     app: int = 0
     series: list[dict[str, str | int]] = []
     loaded: bool = False
-    error: str = ""
     _version: int = -1
     _chart_at: float = 0.0
 
-    def _load(self, *, chart: bool) -> None:
-        try:
-            workspace_id = self._admin_workspace_id()
-        except AccessDenied as denied:
-            self.active = self.agent = self.app = 0
-            self.series = []
-            self.error = str(denied)
-            self.loaded = True
-            return
+    def _clear_data(self) -> None:
+        self.active = self.agent = self.app = 0
+        self.series = []
+        self.loaded = False
+        self._version = -1
+
+    def _load(self, workspace_id: int, *, chart: bool) -> None:
         with read_session() as session:
             self._version = queries.change_version(session=session, workspace_id=workspace_id)
             split = queries.active_split(session=session, workspace_id=workspace_id)
@@ -52,28 +49,27 @@ class DashboardState(BaseState):
                 self._chart_at = time.monotonic()
         self.agent, self.app = split["agent"], split["app"]
         self.active = self.agent + self.app
-        self.error = ""
         self.loaded = True
 
     @rx.event
+    @admin_only
     def on_load(self):
-        self._load(chart=True)
+        self._load(self._admin_workspace_id(), chart=True)
         return detect_timezone(DashboardState.set_timezone_and_refresh)
 
     @rx.event
+    @admin_only
     def set_timezone_and_refresh(self, name: str):
+        workspace_id = self._admin_workspace_id()
         self._set_timezone(name)
-        self._load(chart=True)
+        self._load(workspace_id, chart=True)
 
     @rx.event
+    @admin_only
     def tick(self, _moment: str = ""):
-        try:
-            workspace_id = self._admin_workspace_id()
-        except AccessDenied:
-            self._load(chart=False)
-            return
+        workspace_id = self._admin_workspace_id()
         with read_session() as session:
             version = queries.change_version(session=session, workspace_id=workspace_id)
         chart_due = time.monotonic() - self._chart_at >= CHART_REFRESH_SECONDS
         if version != self._version or chart_due:
-            self._load(chart=chart_due)
+            self._load(workspace_id, chart=chart_due)

@@ -8,12 +8,16 @@ import reflex as rx
 
 from active_sessions import queries
 from active_sessions.columns import FILTER_KEYS
-from active_sessions.states.base import AccessDenied, read_session
+from active_sessions.states.base import admin_only, read_session
 from active_sessions.states.view import ViewState
 
-# Live facet counts are heavier than a page: refresh them at most this often.
+# Facet counts are heavier than a page: refresh them at most this often.
 FACET_REFRESH_SECONDS = 2.0
 MAX_MEMBER_SEARCH = 100
+
+
+def _no_options() -> dict[str, list[dict[str, str]]]:
+    return {key: [] for key in FILTER_KEYS}
 
 
 def _option_dicts(options: list[queries.FacetOption]) -> list[dict[str, str]]:
@@ -21,16 +25,16 @@ def _option_dicts(options: list[queries.FacetOption]) -> list[dict[str, str]]:
 
 
 class FacetState(ViewState):
-    options: dict[str, list[dict[str, str]]] = {key: [] for key in FILTER_KEYS}
+    options: dict[str, list[dict[str, str]]] = _no_options()
     member_search: str = ""
     _refreshed_at: float = 0.0
 
+    def _clear_data(self) -> None:
+        self.options = _no_options()
+        self.member_search = ""
+
     def _load(self, keys=FILTER_KEYS) -> None:
-        try:
-            workspace_id = self._admin_workspace_id()
-        except AccessDenied:
-            self.options = {key: [] for key in FILTER_KEYS}
-            return
+        workspace_id = self._admin_workspace_id()
         with read_session() as session:
             found = queries.facet_options(
                 session=session,
@@ -43,15 +47,18 @@ class FacetState(ViewState):
         self._refreshed_at = time.monotonic()
 
     @rx.event
+    @admin_only
     def refresh(self):
         self._load()
 
     @rx.event
+    @admin_only
     def refresh_if_due(self):
         if time.monotonic() - self._refreshed_at >= FACET_REFRESH_SECONDS:
             self._load()
 
     @rx.event
+    @admin_only
     def set_member_search(self, text: str):
         """Members are many: the Member filter lists the ones matching what the admin types."""
         self._admin_workspace_id()

@@ -10,12 +10,12 @@ import reflex as rx
 from active_sessions import queries
 from active_sessions.display import format_time, now_utc, seconds_between
 from active_sessions.export import format_duration
-from active_sessions.states.base import AccessDenied, read_session
+from active_sessions.states.base import admin_only, read_session
 from active_sessions.states.view import ViewState
 
 # How often an open grid checks for changes (a one-row read).
 TICK_MS = 500
-# Reload the page at least this often even without a change (durations, clock).
+# Reload the page at least this often even without a change.
 REFRESH_SECONDS = 2.0
 
 
@@ -44,7 +44,6 @@ class GridState(ViewState):
     durations: list[str] = []
     total: int = 0
     loading: bool = True
-    error: str = ""
     paused: bool = False
     updated_ago: str = ""
     _started: list[datetime] = []
@@ -55,35 +54,32 @@ class GridState(ViewState):
     def page_count(self) -> int:
         return max(1, -(-self.total // self.page_size))
 
-    async def _load(self) -> None:
-        try:
-            workspace_id = self._admin_workspace_id()
-        except AccessDenied as denied:
-            self._clear(str(denied))
-            return
+    def _clear_data(self) -> None:
+        self.rows, self._started, self.durations, self.total = [], [], [], 0
+        self._version = -1
+        self.loading = True
+
+    def _load(self, workspace_id: int, version: int) -> None:
         view = self.current_view()
         with read_session() as session:
-            self._version = queries.change_version(session=session, workspace_id=workspace_id)
             page = queries.active_sessions_page(session=session, workspace_id=workspace_id, view=view)
-        if not page.rows and view.page > 0 and page.total:
-            # The page emptied under the admin (sessions ended): show the last page instead.
-            self.page = max(0, -(-page.total // view.page_size) - 1)
-            with read_session() as session:
+            if not page.rows and view.page > 0 and page.total:
+                # The page emptied under the admin (sessions ended): show the last page instead.
+                self.page = max(0, -(-page.total // view.page_size) - 1)
                 page = queries.active_sessions_page(
                     session=session, workspace_id=workspace_id, view=self.current_view()
                 )
+        self._version = version
         self.rows = [display_row(row, self.timezone) for row in page.rows]
         self._started = [row["started_at"] for row in page.rows]
         self.total = page.total
-        self.error = ""
         self.loading = False
         self._refreshed_at = time.monotonic()
         self._update_clock()
 
-    def _clear(self, message: str) -> None:
-        self.rows, self._started, self.durations, self.total = [], [], [], 0
-        self.error = message
-        self.loading = False
+    def _current_version(self, workspace_id: int) -> int:
+        with read_session() as session:
+            return queries.change_version(session=session, workspace_id=workspace_id)
 
     def _update_clock(self) -> None:
         # Assign only what changed: every assignment is sent to the browser.
@@ -97,40 +93,42 @@ class GridState(ViewState):
             self.updated_ago = updated_ago
 
     @rx.event
-    async def refresh(self):
-        await self._load()
+    @admin_only
+    def refresh(self):
+        workspace_id = self._admin_workspace_id()
+        self._load(workspace_id, self._current_version(workspace_id))
 
     @rx.event
-    async def tick(self, _moment: str = ""):
+    @admin_only
+    def tick(self, _moment: str = ""):
         """Twice a second: re-read the page when sessions changed, else keep the clock moving."""
-        try:
-            workspace_id = self._admin_workspace_id()
-        except AccessDenied as denied:
-            self._clear(str(denied))
-            return
+        workspace_id = self._admin_workspace_id()
         if self.paused:
             self._update_clock()
-            return
-        with read_session() as session:
-            version = queries.change_version(session=session, workspace_id=workspace_id)
-        stale = time.monotonic() - self._refreshed_at >= REFRESH_SECONDS
-        if version != self._version or stale:
-            from active_sessions.states.facets import FacetState
+            return None
+        version = self._current_version(workspace_id)
+        changed = version != self._version
+        if changed or time.monotonic() - self._refreshed_at >= REFRESH_SECONDS:
+            self._load(workspace_id, version)
+            if changed:
+                # Imported here: the facet state imports this module's parent state.
+                from active_sessions.states.facets import FacetState
 
-            await self._load()
-            if version != self._version:
                 return FacetState.refresh_if_due
             return None
         self._update_clock()
+        return None
 
     @rx.event
+    @admin_only
     def set_live(self, live: bool):
         self._admin_workspace_id()
         self.paused = not bool(live)
 
     @rx.event
-    async def set_timezone_and_refresh(self, name: str):
+    @admin_only
+    def set_timezone_and_refresh(self, name: str):
         """The browser told its time zone: show the times in it."""
-        self._admin_workspace_id()
+        workspace_id = self._admin_workspace_id()
         self._set_timezone(name)
-        await self._load()
+        self._load(workspace_id, self._current_version(workspace_id))

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from active_sessions.columns import COLUMNS_BY_KEY, FILTER_KEYS, PAGE_SIZES
-from active_sessions.states.base import BaseState, detect_timezone
+from active_sessions.states.base import BaseState, admin_only, detect_timezone
 from active_sessions.view import DEFAULT_SORT, InvalidView, SessionView
 
 SESSIONS_ROUTE = "/sessions"
@@ -37,6 +37,9 @@ class ViewState(BaseState):
             page_size=self.page_size,
         )
 
+    def _reset_view(self) -> None:
+        self._apply(SessionView())
+
     def _apply(self, view: SessionView) -> None:
         self.filters = {key: list(view.filters.get(key, ())) for key in FILTER_KEYS}
         self.search = view.search
@@ -62,6 +65,7 @@ class ViewState(BaseState):
         return events
 
     @rx.event
+    @admin_only
     def load_from_url(self):
         """Page load: the view comes from the URL (bookmarks, shared links)."""
         self._admin_workspace_id()
@@ -74,6 +78,7 @@ class ViewState(BaseState):
         ]
 
     @rx.event
+    @admin_only
     def toggle_filter_value(self, key: str, value: str):
         self._admin_workspace_id()
         if key not in FILTER_KEYS or not isinstance(value, str):
@@ -90,6 +95,7 @@ class ViewState(BaseState):
         return self._changed(view)
 
     @rx.event
+    @admin_only
     def clear_filter(self, key: str):
         self._admin_workspace_id()
         if key not in FILTER_KEYS:
@@ -97,11 +103,13 @@ class ViewState(BaseState):
         return self._changed(self.current_view().with_filter(key, []))
 
     @rx.event
+    @admin_only
     def clear_all(self):
         self._admin_workspace_id()
         return self._changed(self.current_view().without_filters())
 
     @rx.event
+    @admin_only
     def set_search(self, text: str):
         self._admin_workspace_id()
         try:
@@ -111,6 +119,7 @@ class ViewState(BaseState):
         return self._changed(view)
 
     @rx.event
+    @admin_only
     def sort_by(self, key: str):
         self._admin_workspace_id()
         if key not in COLUMNS_BY_KEY:
@@ -121,6 +130,7 @@ class ViewState(BaseState):
         )
 
     @rx.event
+    @admin_only
     def set_page_size(self, size: str):
         self._admin_workspace_id()
         if not isinstance(size, str) or not size.isdigit() or int(size) not in PAGE_SIZES:
@@ -128,6 +138,7 @@ class ViewState(BaseState):
         return self._changed(replace(self.current_view(), page_size=int(size), page=0), facets=False)
 
     @rx.event
+    @admin_only
     def go_to_page(self, page: int):
         self._admin_workspace_id()
         if isinstance(page, bool) or not isinstance(page, int):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 19:02:37.840328
+Create Date: 2026-12-03 19:08:45.473720
 """
 
 from collections.abc import Sequence
@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('created_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -84,6 +85,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workspace_id', 'public_key', name='uq_wireguard_peer_key')
     )
+    op.create_table('auditentry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=True),
+    sa.Column('member_id', sa.Integer(), nullable=True),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('client_address', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('auditentry', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_entry_workspace_at', ['workspace_id', 'at', 'id'], unique=False)
+
     op.create_table('device',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -120,6 +137,23 @@ def upgrade() -> None:
     with op.batch_alter_table('gateway', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_gateway_network_id'), ['network_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_gateway_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('loginsession',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', active_sessions.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', active_sessions.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('client_address', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('loginsession', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_loginsession_member_id'), ['member_id'], unique=False)
 
     op.create_table('gatewaytoken',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -171,6 +205,8 @@ def upgrade() -> None:
     sa.Column('end_reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('bytes_in', sa.BigInteger(), nullable=False),
     sa.Column('bytes_out', sa.BigInteger(), nullable=False),
+    sa.Column('counter_base_in', sa.BigInteger(), nullable=True),
+    sa.Column('counter_base_out', sa.BigInteger(), nullable=True),
     sa.Column('flags', sa.JSON(), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('client_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
@@ -265,6 +301,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_gatewaytoken_gateway_id'))
 
     op.drop_table('gatewaytoken')
+    with op.batch_alter_table('loginsession', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_loginsession_member_id'))
+
+    op.drop_table('loginsession')
     with op.batch_alter_table('gateway', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_gateway_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_gateway_network_id'))
@@ -275,6 +315,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_device_member_id'))
 
     op.drop_table('device')
+    with op.batch_alter_table('auditentry', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_entry_workspace_at')
+
+    op.drop_table('auditentry')
     op.drop_table('wireguardpeer')
     with op.batch_alter_table('network', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_network_workspace_id'))

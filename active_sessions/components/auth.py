@@ -1,0 +1,70 @@
+"""Sign-in form and sign-out button: plain HTML forms posted to the backend's /auth routes."""
+
+from __future__ import annotations
+
+import reflex as rx
+from reflex_base.utils.imports import ImportVar
+from reflex_base.vars.base import VarData
+
+
+def _backend_path(path: str) -> rx.Var:
+    """An absolute URL on the backend, worked out in the browser (ports differ in development)."""
+    return rx.Var(
+        _js_expr=f'(getBackendURL(env.UPLOAD).origin + "{path}")',
+        _var_type=str,
+        _var_data=VarData(
+            imports={
+                "$/utils/state": [ImportVar(tag="getBackendURL")],
+                "$/env.json": [ImportVar(tag="env", is_default=True)],
+            }
+        ),
+    )
+
+
+def sign_in_form(next_path, failed, signed_out) -> rx.Component:
+    return rx.el.form(
+        rx.vstack(
+            rx.heading("Sign in", size="6"),
+            rx.text("Management Platform · Active Sessions", color_scheme="gray"),
+            rx.cond(
+                failed,
+                rx.callout(
+                    "Wrong email or password, or too many attempts. Try again in a minute.",
+                    icon="triangle-alert",
+                    color_scheme="red",
+                    role="alert",
+                    data_testid="login-error",
+                ),
+            ),
+            rx.cond(signed_out, rx.callout("You are signed out.", icon="info", data_testid="signed-out")),
+            rx.el.label("Email", html_for="email"),
+            rx.input(
+                id="email", name="email", type="email", required=True, auto_complete="username", width="100%"
+            ),
+            rx.el.label("Password", html_for="password"),
+            rx.input(
+                id="password",
+                name="password",
+                type="password",
+                required=True,
+                auto_complete="current-password",
+                width="100%",
+            ),
+            rx.el.input(type="hidden", name="next", value=next_path),
+            rx.button("Sign in", type="submit", width="100%", data_testid="sign-in"),
+            spacing="3",
+            width="22em",
+        ),
+        action=_backend_path("/auth/login"),
+        method="post",
+    )
+
+
+def sign_out_button() -> rx.Component:
+    return rx.el.form(
+        rx.button(
+            rx.icon("log-out", size=16), "Sign out", variant="ghost", type="submit", data_testid="sign-out"
+        ),
+        action=_backend_path("/auth/logout"),
+        method="post",
+    )
