@@ -9,9 +9,11 @@ from active_sessions import reconcile
 from active_sessions.api import api
 from active_sessions.auth_api import router as auth_router
 from active_sessions.db import migrate, session_scope
+from active_sessions.pages.audit import audit_page
 from active_sessions.pages.dashboard import dashboard_page
 from active_sessions.pages.login import login_page, not_admin_page
 from active_sessions.pages.sessions import sessions_page
+from active_sessions.states.audit import AuditState
 from active_sessions.states.dashboard import DashboardState
 from active_sessions.states.login import LoginState
 from active_sessions.states.view import ViewState
@@ -47,3 +49,4 @@ app.add_page(dashboard_page, route="/", title="Dashboard · Active Sessions", on
 app.add_page(sessions_page, route="/sessions", title="Active Sessions", on_load=ViewState.load_from_url)
 app.add_page(login_page, route="/login", title="Sign in · Active Sessions", on_load=LoginState.on_load)
 app.add_page(not_admin_page, route="/not-admin", title="Active Sessions")
+app.add_page(audit_page, route="/audit", title="Audit log · Active Sessions", on_load=AuditState.on_load)

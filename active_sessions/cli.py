@@ -441,7 +441,9 @@ def cmd_create_admin(args) -> int:
     workspace_id = _workspace_id(args.workspace)
     try:
         with session_scope() as db:
-            auth.create_account(db, workspace_id=workspace_id, email=args.email, password=password, name=args.name)
+            auth.create_account(
+                db, workspace_id=workspace_id, email=args.email, password=password, name=args.name
+            )
     except ValueError as error:
         print(f"refused: {error}", file=sys.stderr)
         return 2
@@ -625,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin = command("create-admin", cmd_create_admin, "create an admin account or reset its password")
     admin.add_argument("email")
     admin.add_argument("--name", help="display name (default: the email)")
-    admin.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+    admin.add_argument(
+        "--password-env", metavar="VAR", help="read the password from this environment variable"
+    )
 
     token = command("gateway-token", cmd_gateway_token, "create or revoke a gateway's ingest API token")
     token.add_argument("action", choices=("create", "revoke"))

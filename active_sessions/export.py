@@ -146,11 +146,11 @@ def _to_csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _to_xlsx(frame: pd.DataFrame) -> bytes:
+def _to_xlsx(frame: pd.DataFrame, sheet_name: str = SHEET_NAME) -> bytes:
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, sheet_name=SHEET_NAME, index=False, freeze_panes=(1, 0))
-        sheet = writer.sheets[SHEET_NAME]
+        frame.to_excel(writer, sheet_name=sheet_name, index=False, freeze_panes=(1, 0))
+        sheet = writer.sheets[sheet_name]
         for position, label in enumerate(frame.columns, start=1):
             longest_cell = frame[label].astype("str").str.len().max()
             longest = max(len(label), 0 if pd.isna(longest_cell) else longest_cell)
@@ -158,3 +158,10 @@ def _to_xlsx(frame: pd.DataFrame) -> bytes:
                 min(longest, MAX_XLSX_COLUMN_WIDTH) + 2
             )
     return buffer.getvalue()
+
+
+def export_table(columns: Mapping[str, Sequence[Any]], *, fmt: str, sheet_name: str) -> bytes:
+    """Any table of text cells (label -> values), neutralised like the sessions export."""
+    _check_format(fmt)
+    frame = pd.DataFrame({label: _text_column(values) for label, values in columns.items()})
+    return _to_csv(frame) if fmt == "csv" else _to_xlsx(frame, sheet_name)

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_LIMIT
 from active_sessions.models import (
     Application,
+    AuditEntry,
     ChangeCounter,
     ConnectionType,
     Device,
@@ -634,3 +635,57 @@ def admin_accounts(*, session: Session, workspace_id: int) -> list[Member]:
             )
         )
     )
+
+
+# ---------------------------------------------------------------- audit log
+
+
+def _audit_conditions(workspace_id: int, actions: Sequence[str], search: str) -> list:
+    conditions = [AuditEntry.workspace_id == workspace_id]
+    if actions:
+        conditions.append(col(AuditEntry.action).in_(list(actions)))
+    if search:
+        needle = search.lower()
+        conditions.append(
+            sa.or_(
+                sa.func.lower(AuditEntry.actor).contains(needle, autoescape=True),
+                col(AuditEntry.client_address).contains(needle, autoescape=True),
+            )
+        )
+    return conditions
+
+
+def audit_page(
+    *, session: Session, workspace_id: int, actions: Sequence[str], search: str, page: int, page_size: int
+) -> Page:
+    """The workspace's audit entries, newest first."""
+    conditions = _audit_conditions(workspace_id, actions, search)
+    statement = (
+        select(AuditEntry)
+        .where(*conditions)
+        .order_by(sa.desc(AuditEntry.at), sa.desc(AuditEntry.id))
+        .limit(page_size)
+        .offset(page * page_size)
+    )
+    rows = [
+        {
+            "id": entry.id,
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "address": entry.client_address,
+            "details": entry.details,
+        }
+        for entry in session.exec(statement)
+    ]
+    total = session.exec(select(sa.func.count()).select_from(AuditEntry).where(*conditions)).one()
+    return Page(rows=rows, total=total)
+
+
+def audit_action_counts(*, session: Session, workspace_id: int, search: str) -> dict[str, int]:
+    statement = (
+        select(AuditEntry.action, sa.func.count())
+        .where(*_audit_conditions(workspace_id, (), search))
+        .group_by(AuditEntry.action)
+    )
+    return dict(session.exec(statement).all())

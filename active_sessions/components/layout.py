@@ -6,7 +6,11 @@ import reflex as rx
 
 from active_sessions.components.auth import sign_out_button
 
-NAV_ITEMS = (("Dashboard", "/", "layout-dashboard"), ("Active Sessions", "/sessions", "activity"))
+NAV_ITEMS = (
+    ("Dashboard", "/", "layout-dashboard"),
+    ("Active Sessions", "/sessions", "activity"),
+    ("Audit log", "/audit", "scroll-text"),
+)
 
 
 def _nav_link(label: str, href: str, icon: str, active: bool) -> rx.Component:
