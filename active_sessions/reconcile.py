@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from active_sessions import queries
@@ -415,9 +416,12 @@ class EventsResult:
 
 @dataclass(frozen=True)
 class FoldedSession:
-    """What all the events of one client key say about its session."""
+    """What the events of one client key say about its session.
 
-    client: ClientObservation
+    `client` is None for `fold_new_events` (the session exists already).
+    """
+
+    client: ClientObservation | None
     started_at: datetime
     flags: tuple[str, ...]
     ended_at: datetime | None
@@ -437,27 +441,33 @@ def _first(events: list[ReceivedEvent]) -> ReceivedEvent | None:
     return min(events, key=lambda item: (item.event.occurred_at, item.event.event_id), default=None)
 
 
-def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
-    """The session the events describe, or None while its start has not arrived."""
-    by_kind: dict[str, list[ReceivedEvent]] = {}
-    for item in events:
-        by_kind.setdefault(item.event.kind, []).append(item)
-    start = _first(by_kind.get(EventKind.STARTED, []))
-    if start is None or start.event.client is None:
-        return None
-    client = start.event.client
-    # A start later than the report's own time or its arrival is a skewed clock.
-    started_at, flags = _clamp_start(client, min(start.event.occurred_at, start.received_at))
-    end = _first(by_kind.get(EventKind.ENDED, []))
-    ended_at = None
-    if end is not None:
-        ended_at = max(min(end.event.occurred_at, end.received_at), started_at)
-    # Gateways used: from gateway_accessed events, and as listed by the session's start.
-    uses = [(client_access, start.received_at) for client_access in client.gateways]
-    uses += [
+def _fold_after_start(
+    events: list[ReceivedEvent],
+    *,
+    client: ClientObservation | None,
+    started_at: datetime,
+    flags: tuple[str, ...],
+    uses: list[tuple[GatewayAccess, datetime]],
+    bytes_in: int,
+    bytes_out: int,
+) -> FoldedSession:
+    """Ends, gateway uses, last seen and counters of the events, given the session's start.
+
+    Every time is the gateway's, but never later than the server received it
+    nor earlier than the start; the earliest end and first uses win.
+    """
+    ended_at = min(
+        (
+            max(min(item.event.occurred_at, item.received_at), started_at)
+            for item in events
+            if item.event.kind == EventKind.ENDED
+        ),
+        default=None,
+    )
+    uses = uses + [
         (item.event.access, item.received_at)
-        for item in by_kind.get(EventKind.GATEWAY_ACCESSED, [])
-        if item.event.access is not None
+        for item in events
+        if item.event.kind == EventKind.GATEWAY_ACCESSED and item.event.access is not None
     ]
     first_use: dict[str, GatewayAccess] = {}
     for access, received_at in uses:
@@ -474,8 +484,45 @@ def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
         ended_at=ended_at,
         accesses=tuple(sorted(first_use.values(), key=lambda access: (access.first_used_at, access.gateway))),
         last_seen_at=max(item.received_at for item in events),
-        bytes_in=max([client.bytes_in, *counters_in]),
-        bytes_out=max([client.bytes_out, *counters_out]),
+        bytes_in=max([bytes_in, *counters_in]),
+        bytes_out=max([bytes_out, *counters_out]),
+    )
+
+
+def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
+    """The session all the events of a client key describe, or None while its start has not arrived."""
+    start = _first([item for item in events if item.event.kind == EventKind.STARTED])
+    if start is None or start.event.client is None:
+        return None
+    client = start.event.client
+    # A start later than the report's own time or its arrival is a skewed clock.
+    started_at, flags = _clamp_start(client, min(start.event.occurred_at, start.received_at))
+    return _fold_after_start(
+        events,
+        client=client,
+        started_at=started_at,
+        flags=flags,
+        # Gateways the start lists count as used when the start arrived, at the latest.
+        uses=[(access, start.received_at) for access in client.gateways],
+        bytes_in=client.bytes_in,
+        bytes_out=client.bytes_out,
+    )
+
+
+def fold_new_events(events: list[ReceivedEvent], session: VpnSession) -> FoldedSession:
+    """What new events (no start among them) add to a session folded from the earlier ones.
+
+    Every fold is a minimum or maximum, so folding the new events onto the
+    session gives what folding all of them would give.
+    """
+    return _fold_after_start(
+        events,
+        client=None,
+        started_at=session.started_at,
+        flags=tuple(session.flags),
+        uses=[],
+        bytes_in=0,
+        bytes_out=0,
     )
 
 
@@ -517,7 +564,7 @@ def _event_payload(event: GatewayEvent) -> dict:
     return payload
 
 
-def _event_from_row(row: IngestEvent) -> ReceivedEvent:
+def _event_from_row(row) -> ReceivedEvent:
     payload = row.payload
     client = None
     if payload.get("client"):
@@ -547,12 +594,14 @@ def _event_from_row(row: IngestEvent) -> ReceivedEvent:
     return ReceivedEvent(event, row.received_at)
 
 
-def _sync_accesses(db: Session, directory: _Directory, session: VpnSession, folded: FoldedSession) -> bool:
-    """Make the session's gateway links match the folded accesses (earliest first use wins)."""
-    links = {
-        link.gateway_name: link
-        for link in queries.session_gateway_links(session=db, session_ids=[session.id]).get(session.id, [])
-    }
+def _sync_accesses(
+    db: Session,
+    directory: _Directory,
+    session: VpnSession,
+    folded: FoldedSession,
+    links: dict[str, SessionGateway],
+) -> bool:
+    """Make the session's gateway links (by gateway name) match the folded accesses (earliest first use wins)."""
     changed = False
     for access in folded.accesses:
         link = links.get(access.gateway)
@@ -592,71 +641,92 @@ def apply_events(
 ) -> EventsResult:
     """Store new events of one gateway and bring their sessions up to date.
 
-    The caller commits; on error, roll back and nothing has changed.
+    A few queries per batch, whatever its size: the new events in one INSERT,
+    the history, sessions and gateway links of the sessions concerned in one
+    SELECT each. The caller commits; on error, roll back and nothing has changed.
     """
     received_at = received_at or utcnow()
     result = EventsResult()
     entry = ensure_gateway(db, workspace_id, gateway)
     known = queries.known_event_ids(session=db, gateway_id=entry.id, event_ids=[e.event_id for e in events])
-    fresh: list[GatewayEvent] = []
+    rows: list[dict] = []
+    fresh: dict[str, list[ReceivedEvent]] = {}
     for event in events:
         if event.event_id in known:
             result.duplicates.append(event.event_id)
             continue
         known.add(event.event_id)
-        fresh.append(event)
-        db.add(
-            IngestEvent(
-                workspace_id=workspace_id,
-                gateway_id=entry.id,
-                event_id=event.event_id,
-                client_key=event.client_key,
-                kind=event.kind,
-                occurred_at=event.occurred_at,
-                received_at=received_at,
-                payload=_event_payload(event),
-            )
+        fresh.setdefault(event.client_key, []).append(ReceivedEvent(event, received_at))
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "gateway_id": entry.id,
+                "event_id": event.event_id,
+                "client_key": event.client_key,
+                "kind": event.kind,
+                "occurred_at": event.occurred_at,
+                "received_at": received_at,
+                "payload": _event_payload(event),
+            }
         )
         result.accepted.append(event.event_id)
     entry.last_report_at = received_at
-    if not fresh:
+    if not rows:
         return result
-    db.flush()
+    db.connection().execute(sa.insert(IngestEvent.__table__), rows)
 
-    keys = {event.client_key for event in fresh}
-    history = queries.events_of_clients(session=db, gateway_id=entry.id, client_keys=keys)
+    keys = sorted(fresh)
     sessions = queries.sessions_by_client_key(session=db, gateway_id=entry.id, client_keys=keys)
-    folded = {key: fold_events([_event_from_row(row) for row in history.get(key, [])]) for key in keys}
-    directory = _Directory(db, workspace_id, tuple(item.client for item in folded.values() if item))
-    changed = False
-    for key in sorted(keys):
+    # A session already started takes just the new events. A key without a session, or with
+    # a start among its new events, is folded from all its events, those that waited for
+    # their start included; while the start has not arrived that fold is None.
+    refold = [
+        key
+        for key in keys
+        if key not in sessions or any(item.event.kind == EventKind.STARTED for item in fresh[key])
+    ]
+    history = queries.events_of_clients(session=db, gateway_id=entry.id, client_keys=refold)
+    folded = {key: fold_events([_event_from_row(row) for row in history.get(key, [])]) for key in refold}
+    folded.update({key: fold_new_events(fresh[key], sessions[key]) for key in keys if key not in folded})
+    new = [key for key in keys if folded[key] is not None and key not in sessions]
+    directory = _Directory(db, workspace_id, tuple(folded[key].client for key in new))
+    used = {access.gateway for state in folded.values() if state for access in state.accesses}
+    directory.gateways.update(queries.gateways_by_name(session=db, workspace_id=workspace_id, names=used))
+    for key in new:
         state = folded[key]
-        if state is None:
-            continue  # the start has not arrived yet; its events wait in the table
-        session = sessions.get(key)
-        if session is None:
-            clamped = replace(state.client, started_at=state.started_at, flags=state.flags)
-            session = _start_session(
-                db,
-                directory,
-                entry,
-                clamped,
-                latest=state.started_at,
-                received_at=state.last_seen_at,
-                source=source,
-            )
-            result.started += 1
-            changed = True
-        session.last_seen_at = max(session.last_seen_at, state.last_seen_at)
-        session.bytes_in = max(session.bytes_in, state.bytes_in)
-        session.bytes_out = max(session.bytes_out, state.bytes_out)
-        if state.started_at < session.started_at:
-            session.started_at = state.started_at
-            changed = True
-        changed |= _sync_accesses(db, directory, session, state)
-        if state.ended_at is not None:
+        clamped = replace(state.client, started_at=state.started_at, flags=state.flags)
+        sessions[key] = _start_session(
+            db,
+            directory,
+            entry,
+            clamped,
+            latest=state.started_at,
+            received_at=state.last_seen_at,
+            source=source,
+        )
+        result.started += 1
+    concerned = {key: sessions[key] for key in keys if folded[key] is not None}
+    links = queries.session_gateway_links(session=db, session_ids=[s.id for s in concerned.values()])
+    changed = bool(new)
+    with db.no_autoflush:
+        for key, session in concerned.items():
+            state = folded[key]
+            session_links = {link.gateway_name: link for link in links.get(session.id, [])}
+            session.last_seen_at = max(session.last_seen_at, state.last_seen_at)
+            session.bytes_in = max(session.bytes_in, state.bytes_in)
+            session.bytes_out = max(session.bytes_out, state.bytes_out)
+            if state.started_at < session.started_at:
+                session.started_at = state.started_at
+                changed = True
+            changed |= _sync_accesses(db, directory, session, state, session_links)
+            if state.ended_at is None:
+                continue
             if session.ended_at is None:
-                end_sessions(db, [session], at=state.ended_at, reason=EndReason.REPORTED)
+                # As `end_sessions`, without a query per session.
+                session.ended_at = max(state.ended_at, session.started_at)
+                session.end_reason = EndReason.REPORTED.value
+                for link in session_links.values():
+                    link.active = False
                 result.ended += 1
                 changed = True
             elif session.end_reason == EndReason.REPORTED.value and state.ended_at < session.ended_at:

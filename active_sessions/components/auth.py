@@ -57,6 +57,8 @@ def sign_in_form(next_path, failed, signed_out) -> rx.Component:
         ),
         action=_backend_path("/auth/login"),
         method="post",
+        # A native post: without this, Reflex's form handler calls preventDefault().
+        on_submit=None,
     )
 
 
@@ -67,4 +69,5 @@ def sign_out_button() -> rx.Component:
         ),
         action=_backend_path("/auth/logout"),
         method="post",
+        on_submit=None,  # a native post (see sign_in_form)
     )

@@ -87,7 +87,7 @@ class BaseState(rx.State):
 
 
 def _all_substates(state_class: type[rx.State]) -> Iterator[type[rx.State]]:
-    for child in state_class.class_subclasses:
+    for child in state_class.get_substates():
         yield child
         yield from _all_substates(child)
 
