@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from active_sessions import auth, queries, reconcile, tokens
-from active_sessions.config import DATA_DIR, DEMO_WORKSPACE
+from active_sessions.config import DEMO_WORKSPACE, data_dir
 from active_sessions.db import migrate, session_scope
 from active_sessions.models import utcnow
 from active_sessions.sources.types import Snapshot, SourceFormatError
@@ -65,7 +65,7 @@ def _label(workspace: str) -> str:
 
 
 def _simulator_tokens_path() -> Path:
-    return DATA_DIR / "simulator-tokens.json"
+    return data_dir() / "simulator-tokens.json"
 
 
 def _simulator_tokens(workspace: str, gateways: Sequence[str]) -> dict[str, str]:

@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("ACTIVE_SESSIONS_DATA_DIR", PROJECT_ROOT / "data"))
 DEMO_WORKSPACE = "Demo Workspace"
+
+
+def data_dir() -> Path:
+    """Where the embedded database and the simulator's tokens live (`ACTIVE_SESSIONS_DATA_DIR`)."""
+    return Path(os.environ.get("ACTIVE_SESSIONS_DATA_DIR", PROJECT_ROOT / "data"))
 
 
 def database_url() -> str:
@@ -15,5 +19,6 @@ def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DATA_DIR / 'active_sessions.db'}"
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'active_sessions.db'}"

@@ -39,8 +39,17 @@ def create_db_engine(url: str) -> sa.Engine:
 
 
 @lru_cache(maxsize=8)
+def _engine_for(url: str) -> sa.Engine:
+    return create_db_engine(url)
+
+
 def get_engine(url: str | None = None) -> sa.Engine:
-    return create_db_engine(url or database_url())
+    """The process's engine for `url` (default: `DATABASE_URL` as it is now)."""
+    return _engine_for(url or database_url())
+
+
+# Tests that switch databases drop the cached engines.
+get_engine.cache_clear = _engine_for.cache_clear
 
 
 @contextmanager

@@ -546,14 +546,27 @@ def events_of_clients(
     return found
 
 
-def sessions_by_client_key(
-    *, session: Session, gateway_id: int, client_keys: Iterable[str]
-) -> dict[str, VpnSession]:
-    """The newest session of each client key at a gateway, active or ended."""
-    found: dict[str, VpnSession] = {}
+# What the event fold reads of a session (rows, not ORM objects: a batch touches hundreds).
+_EVENT_SESSION_COLUMNS = (
+    VpnSession.id,
+    VpnSession.client_key,
+    VpnSession.started_at,
+    VpnSession.flags,
+    VpnSession.ended_at,
+    VpnSession.end_reason,
+    VpnSession.last_seen_at,
+    VpnSession.bytes_in,
+    VpnSession.bytes_out,
+    VpnSession.entry_gateway_name,
+)
+
+
+def sessions_by_client_key(*, session: Session, gateway_id: int, client_keys: Iterable[str]) -> dict[str, sa.Row]:
+    """The newest session of each client key at a gateway, active or ended (the fold's columns)."""
+    found: dict[str, sa.Row] = {}
     for chunk in _in_chunks(sorted(set(client_keys))):
         rows = session.exec(
-            select(VpnSession)
+            select(*_EVENT_SESSION_COLUMNS)
             .where(VpnSession.entry_gateway_id == gateway_id, col(VpnSession.client_key).in_(chunk))
             .order_by(VpnSession.id)
         )
@@ -562,10 +575,12 @@ def sessions_by_client_key(
     return found
 
 
-def session_gateway_links(*, session: Session, session_ids: Iterable[int]) -> dict[int, list[SessionGateway]]:
-    found: dict[int, list[SessionGateway]] = {}
+def session_gateway_links(*, session: Session, session_ids: Iterable[int]) -> dict[int, list[sa.Row]]:
+    """Each session's gateway links: rows of id, session_id, gateway_name, first_used_at."""
+    found: dict[int, list[sa.Row]] = {}
+    columns = (SessionGateway.id, SessionGateway.session_id, SessionGateway.gateway_name, SessionGateway.first_used_at)
     for chunk in _in_chunks(sorted(set(session_ids))):
-        for link in session.exec(select(SessionGateway).where(col(SessionGateway.session_id).in_(chunk))):
+        for link in session.exec(select(*columns).where(col(SessionGateway.session_id).in_(chunk))):
             found.setdefault(link.session_id, []).append(link)
     return found
 

@@ -594,40 +594,60 @@ def _event_from_row(row) -> ReceivedEvent:
     return ReceivedEvent(event, row.received_at)
 
 
+@dataclass
+class _Links:
+    """A session's gateway links by gateway name, and what changes them."""
+
+    first_use: dict[str, datetime]
+    ids: dict[str, int]
+    added: list[dict] = field(default_factory=list)
+    moved: list[dict] = field(default_factory=list)
+
+
 def _sync_accesses(
-    db: Session,
     directory: _Directory,
-    session: VpnSession,
+    session,
     folded: FoldedSession,
-    links: dict[str, SessionGateway],
-) -> bool:
-    """Make the session's gateway links (by gateway name) match the folded accesses (earliest first use wins)."""
-    changed = False
+    links: _Links,
+    *,
+    active: bool,
+) -> list[str] | None:
+    """Bring the links up to the folded accesses (earliest first use wins).
+
+    Returns the session's new gateway names (entry first, then by first use), or None if unchanged.
+    """
+    entry = session.entry_gateway_name
     for access in folded.accesses:
-        link = links.get(access.gateway)
-        if link is None:
+        known = links.first_use.get(access.gateway)
+        if known is None:
             gateway = directory.gateway(access)
-            link = SessionGateway(
-                workspace_id=session.workspace_id,
-                session_id=session.id,
-                gateway_id=gateway.id,
-                gateway_name=gateway.name,
-                first_used_at=access.first_used_at,
-                active=session.ended_at is None,
+            links.added.append(
+                {
+                    "workspace_id": gateway.workspace_id,
+                    "session_id": session.id,
+                    "gateway_id": gateway.id,
+                    "gateway_name": gateway.name,
+                    "first_used_at": access.first_used_at,
+                    "active": active,
+                }
             )
-            db.add(link)
-            links[gateway.name] = link
-            changed = True
-        elif access.first_used_at < link.first_used_at and link.gateway_name != session.entry_gateway_name:
-            link.first_used_at = access.first_used_at
-            changed = True
-    if changed:
-        others = sorted(
-            (link for name, link in links.items() if name != session.entry_gateway_name),
-            key=lambda link: (link.first_used_at, link.gateway_name),
-        )
-        session.gateway_names = [session.entry_gateway_name, *(link.gateway_name for link in others)]
-    return changed
+            links.first_use[gateway.name] = access.first_used_at
+        elif access.first_used_at < known and access.gateway != entry:
+            links.moved.append({"b_id": links.ids[access.gateway], "first_used_at": access.first_used_at})
+            links.first_use[access.gateway] = access.first_used_at
+    if not links.added and not links.moved:
+        return None
+    others = sorted((used_at, name) for name, used_at in links.first_use.items() if name != entry)
+    return [entry, *(name for _, name in others)]
+
+
+def _update_by_id(db: Session, table: sa.Table, rows: list[dict]) -> None:
+    """UPDATE rows by primary key (`b_id`), one executemany per set of columns."""
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(row)), []).append(row)
+    for group in by_columns.values():
+        db.connection().execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), group)
 
 
 def apply_events(
@@ -641,9 +661,11 @@ def apply_events(
 ) -> EventsResult:
     """Store new events of one gateway and bring their sessions up to date.
 
-    A few queries per batch, whatever its size: the new events in one INSERT,
-    the history, sessions and gateway links of the sessions concerned in one
-    SELECT each. The caller commits; on error, roll back and nothing has changed.
+    A fixed number of statements per batch, whatever its size (plus the new
+    sessions): the new events in one INSERT, the sessions concerned, their
+    history and their gateway links in one SELECT each, the changes in
+    executemany UPDATEs. The caller commits; on error, roll back and nothing
+    has changed.
     """
     received_at = received_at or utcnow()
     result = EventsResult()
@@ -705,33 +727,56 @@ def apply_events(
             source=source,
         )
         result.started += 1
+    db.flush()  # the new sessions and their entry links, before their links are read
+
     concerned = {key: sessions[key] for key in keys if folded[key] is not None}
-    links = queries.session_gateway_links(session=db, session_ids=[s.id for s in concerned.values()])
+    link_rows = queries.session_gateway_links(
+        session=db, session_ids=[session.id for key, session in concerned.items() if folded[key].accesses]
+    )
     changed = bool(new)
-    with db.no_autoflush:
-        for key, session in concerned.items():
-            state = folded[key]
-            session_links = {link.gateway_name: link for link in links.get(session.id, [])}
-            session.last_seen_at = max(session.last_seen_at, state.last_seen_at)
-            session.bytes_in = max(session.bytes_in, state.bytes_in)
-            session.bytes_out = max(session.bytes_out, state.bytes_out)
-            if state.started_at < session.started_at:
-                session.started_at = state.started_at
-                changed = True
-            changed |= _sync_accesses(db, directory, session, state, session_links)
-            if state.ended_at is None:
-                continue
-            if session.ended_at is None:
-                # As `end_sessions`, without a query per session.
-                session.ended_at = max(state.ended_at, session.started_at)
-                session.end_reason = EndReason.REPORTED.value
-                for link in session_links.values():
-                    link.active = False
+    updates: list[dict] = []
+    added_links: list[dict] = []
+    moved_links: list[dict] = []
+    ended: list[int] = []
+    for key, session in concerned.items():
+        state = folded[key]
+        values = {
+            "last_seen_at": max(session.last_seen_at, state.last_seen_at),
+            "bytes_in": max(session.bytes_in, state.bytes_in),
+            "bytes_out": max(session.bytes_out, state.bytes_out),
+        }
+        started_at = session.started_at
+        if state.started_at < started_at:
+            started_at = values["started_at"] = state.started_at
+        ended_at = session.ended_at
+        if state.ended_at is not None:
+            if ended_at is None:
+                # As `end_sessions` does.
+                ended_at = values["ended_at"] = max(state.ended_at, started_at)
+                values["end_reason"] = EndReason.REPORTED.value
+                ended.append(session.id)
                 result.ended += 1
-                changed = True
-            elif session.end_reason == EndReason.REPORTED.value and state.ended_at < session.ended_at:
-                session.ended_at = state.ended_at
-                changed = True
+            elif session.end_reason == EndReason.REPORTED.value and state.ended_at < ended_at:
+                ended_at = values["ended_at"] = state.ended_at
+        if state.accesses:
+            mine = link_rows.get(session.id, [])
+            links = _Links(
+                first_use={link.gateway_name: link.first_used_at for link in mine},
+                ids={link.gateway_name: link.id for link in mine},
+            )
+            names = _sync_accesses(directory, session, state, links, active=ended_at is None)
+            if names is not None:
+                values["gateway_names"] = names
+                added_links += links.added
+                moved_links += links.moved
+        changed |= bool(values.keys() - {"last_seen_at", "bytes_in", "bytes_out"})
+        updates.append({"b_id": session.id, **values})
+    _update_by_id(db, VpnSession.__table__, updates)
+    if added_links:
+        db.connection().execute(sa.insert(SessionGateway.__table__), added_links)
+    _update_by_id(db, SessionGateway.__table__, moved_links)
+    if ended:
+        queries.deactivate_session_gateways(session=db, session_ids=ended)
     if changed:
         queries.bump_change_version(session=db, workspace_id=workspace_id, now=received_at)
     db.flush()

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel
+
+from active_sessions.db import create_db_engine
+from active_sessions.reconcile import get_or_create_workspace
 from active_sessions.sources.types import ClientObservation, GatewayAccess, Snapshot
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -56,3 +63,45 @@ def snapshot(
         region=region,
         **extra,
     )
+
+
+def make_workspace(db: Session, name: str = "Acme") -> int:
+    """A workspace's id, created if needed (flushed, not committed)."""
+    return get_or_create_workspace(db, name).id
+
+
+def table_rows(db: Session) -> dict[str, list[tuple]]:
+    """Every row of every table, in primary key order, for "nothing changed" checks."""
+    db.flush()
+    db.expire_all()
+    rows = {}
+    for table in SQLModel.metadata.sorted_tables:
+        ordering = list(table.primary_key.columns)
+        rows[table.name] = [tuple(row) for row in db.execute(sa.select(table).order_by(*ordering))]
+    return rows
+
+
+def shared_engine(dialect: str, directory: Path) -> Iterator[sa.Engine]:
+    """One database with the project's tables for a whole test module.
+
+    Creating a PostgreSQL schema and its tables costs most of a second, so modules
+    with many tests share one per dialect and empty it between tests (`clear_tables`).
+    """
+    if dialect == "sqlite":
+        engine = create_db_engine(f"sqlite:///{directory / 'shared.db'}")
+        SQLModel.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+    else:
+        from tests.conftest import _postgres_engine
+
+        for engine in _postgres_engine():
+            SQLModel.metadata.create_all(engine)
+            yield engine
+
+
+def clear_tables(engine: sa.Engine) -> None:
+    """Delete every row (much faster than TRUNCATE or a new schema on PostgreSQL)."""
+    with engine.begin() as connection:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(table.delete())

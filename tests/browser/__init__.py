@@ -1,0 +1,1 @@
+"""Browser tests: the console in headless Chromium, against a seeded SQLite database."""

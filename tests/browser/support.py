@@ -1,0 +1,182 @@
+"""What the browser tests share: the test database as the app sees it, and grid helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from sqlmodel import Session
+
+from active_sessions import queries, reconcile
+from active_sessions.db import session_scope
+from active_sessions.models import utcnow
+from active_sessions.sources.types import ClientObservation, Snapshot
+from active_sessions.view import SessionView
+
+BROWSER_TIMEZONE = "Europe/Berlin"
+# Generous: a 2-core machine also runs the dev server, npm and Chromium.
+UI_TIMEOUT_MS = 15_000
+
+
+@dataclass(frozen=True)
+class Admin:
+    email: str
+    password: str
+
+
+@dataclass
+class ConsoleData:
+    """The database behind the running app: the tests' source of truth, and their lever."""
+
+    url: str
+    engine: sa.Engine
+    workspace_id: int
+    admin: Admin | None = None
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    def count(self, view: SessionView | None = None) -> int:
+        with self.read() as session:
+            return queries.count_active_sessions(session=session, workspace_id=self.workspace_id, view=view)
+
+    def split(self) -> dict[str, int]:
+        with self.read() as session:
+            return queries.active_split(session=session, workspace_id=self.workspace_id)
+
+    def page(self, view: SessionView) -> queries.Page:
+        with self.read() as session:
+            return queries.active_sessions_page(session=session, workspace_id=self.workspace_id, view=view)
+
+    def facets(self, view: SessionView, key: str) -> list[queries.FacetOption]:
+        with self.read() as session:
+            return queries.facet_options(
+                session=session, workspace_id=self.workspace_id, view=view, keys=[key]
+            )[key]
+
+    def export(self, view: SessionView) -> queries.Page:
+        with self.read() as session:
+            return queries.export_rows(session=session, workspace_id=self.workspace_id, view=view)
+
+    def apply(self, snapshot: Snapshot) -> reconcile.ReconcileResult:
+        """Write a gateway snapshot as a collector would (another writer than the app)."""
+        with session_scope(self.url) as session:
+            result = reconcile.apply_snapshot(session, workspace_id=self.workspace_id, snapshot=snapshot)
+        assert not result.ignored, f"snapshot of {snapshot.gateway} at {snapshot.taken_at} was ignored"
+        return result
+
+
+@dataclass
+class TestGateway:
+    """A gateway of the tests' own, so that its snapshots never meet the seeded ones."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    data: ConsoleData
+    name: str
+    last_snapshot_at: datetime | None = None
+
+    def _taken_at(self) -> datetime:
+        now = utcnow()
+        if self.last_snapshot_at is not None and now <= self.last_snapshot_at:
+            now = self.last_snapshot_at + timedelta(milliseconds=1)
+        self.last_snapshot_at = now
+        return now
+
+    def connect(self, member: str) -> datetime:
+        """One client of `member` connects now; returns its start time."""
+        taken_at = self._taken_at()
+        first_name = member.split()[0].lower()
+        client = ClientObservation(
+            client_key=f"{self.name}/{first_name}",
+            member=member,
+            member_email=f"{first_name}@browser-test.example",
+            started_at=taken_at,
+            device=f"{member.split()[0]}'s test laptop",
+            device_type="laptop",
+            device_os="Linux",
+            origin_ip="203.0.113.77",
+        )
+        result = self.data.apply(self._snapshot(taken_at, (client,)))
+        assert result.started == 1, result
+        return taken_at
+
+    def disconnect_all(self) -> int:
+        """A newer, empty snapshot: everyone at this gateway has gone."""
+        return self.data.apply(self._snapshot(self._taken_at(), ())).ended
+
+    def _snapshot(self, taken_at: datetime, clients: tuple[ClientObservation, ...]) -> Snapshot:
+        return Snapshot(
+            gateway=self.name,
+            source="browser-test",
+            taken_at=taken_at,
+            clients=clients,
+            network="Browser Tests",
+            region="eu-central-1",
+        )
+
+
+# ---------------------------------------------------------------- the page
+
+
+def open_sessions(page: Page, data: ConsoleData, query: str = "", *, view: SessionView | None = None) -> None:
+    """Open /sessions and wait until on_load has filled the grid and the browser's zone is in use."""
+    page.goto("/sessions" + (f"?{query}" if query else ""))
+    wait_loaded(page, data, view)
+
+
+def wait_loaded(page: Page, data: ConsoleData, view: SessionView | None = None) -> None:
+    expect(page.get_by_test_id("timezone")).to_have_text(f"Times in {BROWSER_TIMEZONE}")
+    expect(page.get_by_test_id("total-count")).to_have_text(str(data.count(view)))
+
+
+ROWS_EQUAL_JS = """
+(expected) => {
+  const shown = Array.from(
+    document.querySelectorAll('[data-testid="session-row"]'), (row) => row.dataset.sessionId);
+  return shown.length === expected.length && shown.every((id, index) => id === expected[index]);
+}
+"""
+
+
+def shown_ids(page: Page) -> list[str]:
+    return page.get_by_test_id("session-row").evaluate_all("rows => rows.map(row => row.dataset.sessionId)")
+
+
+def shown_cells(page: Page) -> list[dict[str, str]]:
+    """Each visible row as {column key: the cell's text}."""
+    return page.get_by_test_id("session-row").evaluate_all(
+        """rows => rows.map(row => Object.fromEntries(
+             Array.from(row.querySelectorAll('[data-column]'), cell => [cell.dataset.column, cell.innerText.trim()])))"""
+    )
+
+
+def expect_rows(page: Page, rows: list[dict[str, Any]]) -> None:
+    """Wait until the grid shows exactly these sessions (as the DB returned them), in this order."""
+    expected = [str(row["id"]) for row in rows]
+    with contextlib.suppress(PlaywrightTimeoutError):  # the assertion below says what differs
+        page.wait_for_function(ROWS_EQUAL_JS, arg=expected, timeout=UI_TIMEOUT_MS)
+    assert shown_ids(page) == expected
+
+
+def member_cell_name(text: str) -> str:
+    """The member cell shows the name, then the email below it."""
+    return text.splitlines()[0].strip() if text else ""
+
+
+def expect_url_params(page: Page, /, **params: str) -> None:
+    """The address bar holds these query parameters (a bookmarkable view)."""
+    for key, value in params.items():
+        pattern = re.escape(urlencode({key: value}))
+        expect(page).to_have_url(re.compile(rf"[?&]{pattern}(&|$)"))
