@@ -13,12 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from http.cookies import CookieError, SimpleCookie
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import RateLimitItemPerMinute, storage, strategies
 from sqlmodel import Session
+from starlette.requests import cookie_parser
 
 from active_sessions import queries
 from active_sessions.models import AuditEntry, LoginSession, Member, Role, utcnow
@@ -95,6 +95,9 @@ def create_account(
         raise ValueError(f"{email} already signs in to another workspace")
     member = other or queries.member_by_email(session=db, workspace_id=workspace_id, email=email)
     if member is None:
+        # Member names are unique per workspace (a VPN user, e.g. an OpenVPN login named by its email).
+        if queries.members_by_name(session=db, workspace_id=workspace_id, names=[name or email]):
+            raise ValueError(f"the workspace already has a member named {name or email!r}: give another name")
         member = Member(workspace_id=workspace_id, name=name or email, email=email, created_at=utcnow())
         db.add(member)
     member.role = role.value
@@ -242,9 +245,7 @@ def sign_out(db: Session, token: str | None, *, address: str | None) -> None:
 def token_from_cookie_header(header: str | None) -> str | None:
     if not header:
         return None
-    try:
-        cookie = SimpleCookie(header)
-    except CookieError:
-        return None
-    morsel = cookie.get(COOKIE_NAME)
-    return morsel.value if morsel else None
+    # Starlette's lenient parser, as `auth_api` reads the same cookie: the strict
+    # SimpleCookie gives up on the whole header when any other cookie of the host
+    # (any port) holds a space, quote or JSON, and the console would look signed out.
+    return cookie_parser(header).get(COOKIE_NAME) or None

@@ -7,6 +7,7 @@ console's own origins (a cross-site form cannot sign anyone in or out).
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -70,7 +71,9 @@ async def login(request: Request):
         token,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the request looks like http: trust the configured address.
+        secure=request.url.scheme == "https"
+        or os.environ.get("ACTIVE_SESSIONS_URL", "").startswith("https://"),
         path="/",
     )
     return response
