@@ -27,18 +27,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from active_sessions import auth, reconcile
 from active_sessions import db as app_db
-from active_sessions import reconcile
 from active_sessions.config import DEMO_WORKSPACE
 from active_sessions.models import utcnow
 from active_sessions.sources.simulator import Simulator
 from active_sessions.sources.types import Snapshot
 from tests.browser.support import BROWSER_TIMEZONE, UI_TIMEOUT_MS, Admin, ConsoleData
-
-try:  # sign-in (issue #4); without it, every client is the demo workspace's admin
-    from active_sessions import auth
-except ImportError:  # pragma: no cover - depends on the checkout
-    auth = None
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS_DIR = Path(__file__).resolve().parent
@@ -56,8 +51,8 @@ CHROMIUM_ARGS = (
 )
 
 # The demo workspace as the simulator builds it for this seed at this moment:
-# the same 450 sessions on every run. No simulator runs afterwards: the tests
-# alone change the sessions.
+# the same sessions on every run. No simulator runs afterwards: the tests alone
+# start and end sessions.
 SEED = 7
 SEEDED_AT = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 # The app ends the sessions of gateways silent for 2 minutes: the seeded
@@ -122,12 +117,10 @@ def app_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 patch.setenv(name, os.environ[name])
             else:
                 patch.delenv(name, raising=False)
-        # One engine per URL, and `get_engine()` caches the URL it first saw.
-        app_db.get_engine.cache_clear()
         try:
             yield workdir
         finally:
-            app_db.get_engine.cache_clear()
+            app_db.get_engine.cache_clear()  # forget the engines of this suite's database
 
 
 class _GatewayHeartbeat:
@@ -173,20 +166,18 @@ def console_data(app_environment: Path) -> Iterator[ConsoleData]:
     url = os.environ["DATABASE_URL"]
     app_db.migrate(url)
     snapshots = Simulator(seed=SEED).step(SEEDED_AT)
-    admin = None
+    admin = Admin(email="admin@browser-test.example", password=secrets.token_urlsafe(18))
     with app_db.session_scope(url) as session:
         workspace = reconcile.get_or_create_workspace(session, DEMO_WORKSPACE)
         for snapshot in snapshots:
             reconcile.apply_snapshot(session, workspace_id=workspace.id, snapshot=snapshot)
-        if auth is not None:
-            admin = Admin(email="admin@browser-test.example", password=secrets.token_urlsafe(18))
-            auth.create_account(
-                session,
-                workspace_id=workspace.id,
-                email=admin.email,
-                password=admin.password,
-                name="Browser Test Admin",
-            )
+        auth.create_account(
+            session,
+            workspace_id=workspace.id,
+            email=admin.email,
+            password=admin.password,
+            name="Browser Test Admin",
+        )
         workspace_id = workspace.id
     engine = app_db.create_db_engine(url)
     data = ConsoleData(url=url, engine=engine, workspace_id=workspace_id, admin=admin)
@@ -296,8 +287,6 @@ def sign_in_cookies(browser, console: str, console_data: ConsoleData) -> list[di
 
     Once: sign-in is rate limited per account (a few a minute).
     """
-    if console_data.admin is None:
-        return []
     from playwright.sync_api import expect
 
     context = _new_context(browser, console)
@@ -319,8 +308,7 @@ def sign_in_cookies(browser, console: str, console_data: ConsoleData) -> list[di
 def page(request: pytest.FixtureRequest, browser, console: str, sign_in_cookies: list[dict]):
     """A fresh browser context per test (no storage carried over), signed in as the admin."""
     context = _new_context(browser, console)
-    if sign_in_cookies:
-        context.add_cookies(sign_in_cookies)
+    context.add_cookies(sign_in_cookies)
     page = context.new_page()
     try:
         yield page

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,9 +39,9 @@ class ConsoleData:
     url: str
     engine: sa.Engine
     workspace_id: int
-    admin: Admin | None = None
+    admin: Admin
 
-    @contextmanager
+    @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
         with Session(self.engine) as session:
             yield session
@@ -130,13 +129,14 @@ class TestGateway:
 # ---------------------------------------------------------------- the page
 
 
-def open_sessions(page: Page, data: ConsoleData, query: str = "", *, view: SessionView | None = None) -> None:
-    """Open /sessions and wait until on_load has filled the grid and the browser's zone is in use."""
-    page.goto("/sessions" + (f"?{query}" if query else ""))
-    wait_loaded(page, data, view)
+def open_sessions(page: Page, data: ConsoleData) -> None:
+    """Open /sessions (default view) and wait until on_load has filled it."""
+    page.goto("/sessions")
+    wait_loaded(page, data)
 
 
 def wait_loaded(page: Page, data: ConsoleData, view: SessionView | None = None) -> None:
+    """Wait for what on_load sets: the browser's time zone in use, and the view's total."""
     expect(page.get_by_test_id("timezone")).to_have_text(f"Times in {BROWSER_TIMEZONE}")
     expect(page.get_by_test_id("total-count")).to_have_text(str(data.count(view)))
 
