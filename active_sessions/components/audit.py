@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from active_sessions.columns import PAGE_SIZES
+from active_sessions.components.common import counted_option, page_controls
 from active_sessions.states.audit import AUDIT_COLUMNS, AuditState
 
 
@@ -12,19 +12,12 @@ def _action_filter() -> rx.Component:
     return rx.hstack(
         rx.foreach(
             AuditState.action_options,
-            lambda option: rx.el.label(
-                rx.hstack(
-                    rx.checkbox(
-                        checked=AuditState.actions.contains(option["value"]),
-                        on_change=lambda _checked: AuditState.toggle_action(option["value"]),
-                    ),
-                    rx.text(option["value"], size="2"),
-                    rx.badge(option["count"], variant="soft", color_scheme="gray"),
-                    align="center",
-                    spacing="1",
-                ),
+            lambda option: counted_option(
+                option["value"],
+                option["count"],
+                checked=AuditState.actions.contains(option["value"]),
+                on_change=lambda _checked: AuditState.toggle_action(option["value"]),
                 data_testid="audit-action",
-                cursor="pointer",
             ),
         ),
         spacing="4",
@@ -76,28 +69,12 @@ def _pager() -> rx.Component:
     return rx.hstack(
         rx.text(rx.text.strong(AuditState.total), " entries", data_testid="audit-total"),
         rx.spacer(),
-        rx.select(
-            [str(size) for size in PAGE_SIZES],
-            value=AuditState.page_size.to_string(),
-            on_change=AuditState.set_page_size,
-            size="1",
-        ),
-        rx.text("Page ", AuditState.page + 1, " of ", AuditState.page_count, size="2"),
-        rx.icon_button(
-            rx.icon("chevron-left"),
-            size="1",
-            variant="outline",
-            on_click=AuditState.go_to_page(AuditState.page - 1),
-            disabled=AuditState.page == 0,
-            aria_label="Previous page",
-        ),
-        rx.icon_button(
-            rx.icon("chevron-right"),
-            size="1",
-            variant="outline",
-            on_click=AuditState.go_to_page(AuditState.page + 1),
-            disabled=AuditState.page + 1 >= AuditState.page_count,
-            aria_label="Next page",
+        page_controls(
+            page=AuditState.page,
+            page_count=AuditState.page_count,
+            page_size=AuditState.page_size,
+            go_to_page=AuditState.go_to_page,
+            set_page_size=AuditState.set_page_size,
         ),
         width="100%",
         align="center",

@@ -5,26 +5,19 @@ from __future__ import annotations
 import reflex as rx
 
 from active_sessions.columns import FILTERS, Filter
+from active_sessions.components.common import counted_option
 from active_sessions.states.facets import FacetState
 from active_sessions.states.view import ViewState
 
 
 def _option(key: str, option) -> rx.Component:
-    return rx.el.label(
-        rx.hstack(
-            rx.checkbox(
-                checked=ViewState.filters[key].contains(option["value"]),
-                on_change=lambda _checked: ViewState.toggle_filter_value(key, option["value"]),
-            ),
-            rx.text(option["label"], size="2", flex="1", trim="both"),
-            rx.badge(option["count"], variant="soft", color_scheme="gray"),
-            align="center",
-            width="100%",
-            spacing="2",
-        ),
+    return counted_option(
+        option["label"],
+        option["count"],
+        checked=ViewState.filters[key].contains(option["value"]),
+        on_change=lambda _checked: ViewState.toggle_filter_value(key, option["value"]),
         data_testid=f"filter-option-{key}",
         data_value=option["value"],
-        cursor="pointer",
         width="100%",
     )
 

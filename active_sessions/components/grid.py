@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from active_sessions.columns import COLUMNS, PAGE_SIZES, Column
+from active_sessions.columns import COLUMNS, Column
+from active_sessions.components.common import page_controls
 from active_sessions.states.columns import ColumnState
 from active_sessions.states.export import ExportState
 from active_sessions.states.grid import TICK_MS, GridState
@@ -196,36 +197,15 @@ def pager() -> rx.Component:
     return rx.hstack(
         rx.text("Times in ", GridState.timezone, size="1", color_scheme="gray", data_testid="timezone"),
         rx.spacer(),
-        rx.text("Rows per page", size="2"),
-        rx.select(
-            [str(size) for size in PAGE_SIZES],
-            value=ViewState.page_size.to_string(),
-            on_change=ViewState.set_page_size,
-            size="1",
-        ),
-        rx.text(
-            "Page ", ViewState.page + 1, " of ", GridState.page_count, size="2", data_testid="page-label"
-        ),
-        rx.icon_button(
-            rx.icon("chevron-left"),
-            variant="outline",
-            size="1",
-            on_click=ViewState.go_to_page(ViewState.page - 1),
-            disabled=ViewState.page == 0,
-            aria_label="Previous page",
-        ),
-        rx.icon_button(
-            rx.icon("chevron-right"),
-            variant="outline",
-            size="1",
-            on_click=ViewState.go_to_page(ViewState.page + 1),
-            disabled=ViewState.page + 1 >= GridState.page_count,
-            aria_label="Next page",
-            data_testid="next-page",
+        page_controls(
+            page=ViewState.page,
+            page_count=GridState.page_count,
+            page_size=ViewState.page_size,
+            go_to_page=ViewState.go_to_page,
+            set_page_size=ViewState.set_page_size,
         ),
         width="100%",
         align="center",
-        spacing="2",
     )
 
 

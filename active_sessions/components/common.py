@@ -1,0 +1,57 @@
+"""Pieces the grids share: the page controls and a checkbox option with its count."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from active_sessions.columns import PAGE_SIZES
+
+
+def counted_option(label, count, *, checked, on_change, **props) -> rx.Component:
+    """A ticked-or-not choice with how many rows it matches."""
+    return rx.el.label(
+        rx.hstack(
+            rx.checkbox(checked=checked, on_change=on_change),
+            rx.text(label, size="2", flex="1", trim="both"),
+            rx.badge(count, variant="soft", color_scheme="gray"),
+            align="center",
+            width="100%",
+            spacing="2",
+        ),
+        cursor="pointer",
+        **props,
+    )
+
+
+def page_controls(*, page, page_count, page_size, go_to_page, set_page_size) -> rx.Component:
+    """Rows per page, "Page N of M", previous and next."""
+    return rx.hstack(
+        rx.text("Rows per page", size="2"),
+        rx.select(
+            [str(size) for size in PAGE_SIZES],
+            value=page_size.to_string(),
+            on_change=set_page_size,
+            size="1",
+            aria_label="Rows per page",
+        ),
+        rx.text("Page ", page + 1, " of ", page_count, size="2", data_testid="page-label"),
+        rx.icon_button(
+            rx.icon("chevron-left"),
+            variant="outline",
+            size="1",
+            on_click=go_to_page(page - 1),
+            disabled=page == 0,
+            aria_label="Previous page",
+        ),
+        rx.icon_button(
+            rx.icon("chevron-right"),
+            variant="outline",
+            size="1",
+            on_click=go_to_page(page + 1),
+            disabled=page + 1 >= page_count,
+            aria_label="Next page",
+            data_testid="next-page",
+        ),
+        align="center",
+        spacing="2",
+    )
