@@ -160,7 +160,7 @@ def _active_index(name: str, *columns: str) -> sa.Index:
     return sa.Index(name, "workspace_id", *columns, sqlite_where=where, postgresql_where=where)
 
 
-# Columns the grid filters or sorts by; each gets a partial index ending in id,
+# Columns the grid sorts by; each gets a partial index ending in id,
 # so that a sorted page is an index walk and ties never reorder between pages.
 SESSION_SORT_COLUMNS = (
     "member_name",
@@ -176,19 +176,76 @@ SESSION_SORT_COLUMNS = (
     "entry_gateway_name",
 )
 
+# The session columns the grid's filters match (the gateway filter goes through SessionGateway).
+SESSION_FILTER_COLUMNS = (
+    "device_type",
+    "device_os",
+    "connection_type",
+    "app_name",
+    "network_name",
+    "region",
+    "member_id",
+)
+
+# What each sort index carries after its key: the filter columns and `ended_at`.
+# A page then walks its sort index checking the filters inside it, and reads
+# the table only for the rows it returns (and for the search text of rows that
+# pass the filters: carrying it too would double the indexes' size, and so the
+# cost of every long walk). `ended_at` is always NULL in these partial indexes;
+# it is there because SQLite (3.40 at least) treats an index as covering only
+# when it holds every column the query names, `ended_at IS NULL` included.
+_COVERED = (*SESSION_FILTER_COLUMNS, "ended_at")
+
+# The searched fields, lowercased and joined by a character no one types, so a
+# substring search is one LIKE on one indexed column (see `queries._search_condition`).
+SEARCH_SEPARATOR = "\x1f"
+
+
+def session_search_text(
+    member_name: str | None, member_email: str | None, device_name: str | None, origin_ip: str | None
+) -> str:
+    """A session's `search_text`: Python's lower() folds beyond ASCII, unlike SQLite's."""
+    return SEARCH_SEPARATOR.join(
+        part or "" for part in (member_name, member_email, device_name, origin_ip)
+    ).lower()
+
+
+def _default_search_text(context) -> str:
+    # A column default, so ORM adds and Core inserts that leave it out both get it.
+    row = context.get_current_parameters()
+    return session_search_text(
+        row.get("member_name"), row.get("member_email"), row.get("device_name"), row.get("origin_ip")
+    )
+
 
 class Session(SQLModel, table=True):
     """A connection of one device to the workspace, active while `ended_at` is empty."""
 
     __table_args__ = (
-        *(_active_index(f"ix_session_active_{column}", column, "id") for column in SESSION_SORT_COLUMNS),
-        sa.Index(
-            "ix_session_active_member_id",
-            "workspace_id",
-            "member_id",
-            sqlite_where=sa.text("ended_at IS NULL"),
-            postgresql_where=sa.text("ended_at IS NULL"),
+        *(
+            _active_index(f"ix_session_active_{column}", column, "id", *(c for c in _COVERED if c != column))
+            for column in SESSION_SORT_COLUMNS
         ),
+        # Every filter facet in one GROUP BY, read in this index's order; with the
+        # search text, it also covers every count.
+        _active_index(
+            "ix_session_active_facets",
+            "device_type",
+            "device_os",
+            "connection_type",
+            "app_name",
+            "network_name",
+            "region",
+            "member_id",
+            "search_text",
+            "ended_at",
+        ),
+        # Narrow ones: counting all active sessions and the Member facet; the search's one pass.
+        _active_index("ix_session_active_member_id", "member_id", "ended_at"),
+        _active_index("ix_session_active_search", "search_text", "id", "ended_at"),
+        # A client's sessions at a gateway, active or ended (the ingest API's lookup);
+        # without it that lookup reads the whole history.
+        sa.Index("ix_session_gateway_client", "entry_gateway_id", "client_key"),
         # One active session per client identity at a gateway.
         sa.Index(
             "uq_session_active_client",
@@ -198,7 +255,15 @@ class Session(SQLModel, table=True):
             sqlite_where=sa.text("ended_at IS NULL"),
             postgresql_where=sa.text("ended_at IS NULL"),
         ),
-        sa.Index("ix_session_workspace_ended_at", "workspace_id", "ended_at"),
+        # History only: were it to cover active rows too, SQLite would pick it for
+        # `ended_at IS NULL` over the partial indexes above and sort a whole workspace.
+        sa.Index(
+            "ix_session_workspace_ended_at",
+            "workspace_id",
+            "ended_at",
+            sqlite_where=sa.text("ended_at IS NOT NULL"),
+            postgresql_where=sa.text("ended_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -239,6 +304,16 @@ class Session(SQLModel, table=True):
     entry_gateway_name: str = Field(max_length=200)
     # Every gateway accessed, in order of first use, for display.
     gateway_names: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    # What the grid's search looks in, filled on insert from the four fields above
+    # (which never change during a session's life).
+    search_text: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text, nullable=False, default=_default_search_text)
+    )
+
+
+# A live link, written as SQLAlchemy renders `where(SessionGateway.active)` on each
+# dialect: SQLite uses a partial index only for a query term that matches its WHERE.
+_LIVE_LINK = {"sqlite_where": sa.text("active = 1"), "postgresql_where": sa.text("active")}
 
 
 class SessionGateway(SQLModel, table=True):
@@ -246,20 +321,19 @@ class SessionGateway(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("session_id", "gateway_id", name="uq_session_gateway"),
-        # `active` mirrors the session's state so the Gateway facet reads only live rows.
+        # `active` mirrors the session's state, so these two hold only live links: by
+        # gateway for the Gateway filter and facet, by session for the facet under
+        # other filters. Both carry `active` to be covering on SQLite, as `_COVERED` explains.
         sa.Index(
-            "ix_session_gateway_active",
-            "workspace_id",
-            "gateway_name",
-            "session_id",
-            sqlite_where=sa.text("active"),
-            postgresql_where=sa.text("active"),
+            "ix_session_gateway_active", "workspace_id", "gateway_name", "session_id", "active", **_LIVE_LINK
         ),
+        sa.Index("ix_session_gateway_active_session", "session_id", "gateway_name", "active", **_LIVE_LINK),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspace.id")
-    session_id: int = Field(foreign_key="session.id", index=True)
+    # Looked up by session through `uq_session_gateway` (session_id, gateway_id).
+    session_id: int = Field(foreign_key="session.id")
     gateway_id: int = Field(foreign_key="gateway.id", index=True)
     gateway_name: str = Field(max_length=200)
     first_used_at: datetime = _timestamp()

@@ -7,7 +7,7 @@ Filtering, sorting, counting and paging all happen in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_LIMIT
 from active_sessions.models import (
+    SEARCH_SEPARATOR,
     Application,
     AuditEntry,
     ChangeCounter,
@@ -237,19 +238,32 @@ def bump_change_version(*, session: Session, workspace_id: int, now: datetime) -
 # ---------------------------------------------------------------- the grid
 
 
+# `column + 0` is the column, but no index provides it: a hint to SQLite's planner.
+_ZERO = sa.literal_column("0")
+
+
 def _active(workspace_id: int) -> list[sa.ColumnElement[bool]]:
     return [VpnSession.workspace_id == workspace_id, col(VpnSession.ended_at).is_(None)]
 
 
-def _filter_condition(key: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
+def _live_links(workspace_id: int) -> list[sa.ColumnElement[bool]]:
+    """The gateway links of the workspace's active sessions.
+
+    A link's `active` mirrors its session's state (set on start, cleared on end),
+    so this reads the small partial indexes of live links and never the history.
+    """
+    return [SessionGateway.workspace_id == workspace_id, SessionGateway.active]
+
+
+def _filter_condition(workspace_id: int, key: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
     if key == "gateway":
-        return (
-            select(SessionGateway.id)
-            .where(
-                SessionGateway.session_id == VpnSession.id,
-                col(SessionGateway.gateway_name).in_(values),
+        # Any gateway the session accessed: its id among the live links to those gateways.
+        # `id + 0` keeps SQLite from fetching and sorting every linked session by id;
+        # it walks the sort index instead and looks each id up in the set.
+        return (VpnSession.id + _ZERO).in_(
+            select(SessionGateway.session_id).where(
+                *_live_links(workspace_id), col(SessionGateway.gateway_name).in_(values)
             )
-            .exists()
         )
     if key == "member":
         return col(VpnSession.member_id).in_([int(value) for value in values])
@@ -259,6 +273,11 @@ def _filter_condition(key: str, values: tuple[str, ...]) -> sa.ColumnElement[boo
 def _search_condition(text: str) -> sa.ColumnElement[bool]:
     # Literal matching: autoescape makes %, _ and the escape character plain.
     needle = text.lower()
+    if SEARCH_SEPARATOR not in needle:
+        # `search_text` holds the searched fields lowercased and joined by the
+        # separator, so a needle without it matches there exactly when it
+        # matches one of the fields.
+        return col(VpnSession.search_text).contains(needle, autoescape=True)
     return sa.or_(
         *(
             sa.func.lower(column).contains(needle, autoescape=True)
@@ -266,17 +285,19 @@ def _search_condition(text: str) -> sa.ColumnElement[bool]:
                 VpnSession.member_name,
                 VpnSession.member_email,
                 VpnSession.device_name,
+                VpnSession.origin_ip,
             )
-        ),
-        col(VpnSession.origin_ip).contains(needle, autoescape=True),
+        )
     )
 
 
-def _view_conditions(workspace_id: int, view: SessionView, *, except_filter: str | None = None) -> list:
+def _view_conditions(
+    workspace_id: int, view: SessionView, *, except_filters: Collection[str] = ()
+) -> list[sa.ColumnElement[bool]]:
     conditions = _active(workspace_id)
     for key, values in view.filters.items():
-        if key != except_filter:
-            conditions.append(_filter_condition(key, values))
+        if key not in except_filters:
+            conditions.append(_filter_condition(workspace_id, key, values))
     if view.search:
         conditions.append(_search_condition(view.search))
     return conditions
@@ -312,33 +333,111 @@ def _row(record) -> dict[str, Any]:
     }
 
 
-def count_active_sessions(*, session: Session, workspace_id: int, view: SessionView | None = None) -> int:
-    conditions = _view_conditions(workspace_id, view) if view else _active(workspace_id)
+def _count(session: Session, workspace_id: int, view: SessionView) -> int:
+    if list(view.filters) == ["gateway"] and not view.search:
+        # Only the gateway filter: count live links, no session row needed.
+        # DISTINCT: a session may have links to several of the chosen gateways.
+        statement = select(sa.func.count(sa.distinct(SessionGateway.session_id))).where(
+            *_live_links(workspace_id), col(SessionGateway.gateway_name).in_(view.filters["gateway"])
+        )
+        return session.exec(statement).one()
+    conditions = _view_conditions(workspace_id, view)
     return session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
+
+
+def count_active_sessions(*, session: Session, workspace_id: int, view: SessionView | None = None) -> int:
+    return _count(session, workspace_id, view or SessionView())
+
+
+def _sorted_rows(
+    session: Session, workspace_id: int, view: SessionView, *, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    # Each sort column's partial index carries every filter column, so this walks
+    # one index in order, skipping non-matching and offset rows inside it; the
+    # table is read for the rows returned (and, with a search, for the search
+    # text of the rows that pass the filters).
+    statement = (
+        select(*_ROW_COLUMNS)
+        .where(*_view_conditions(workspace_id, view))
+        .order_by(*_order_by(view))
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_row(record) for record in session.exec(statement)]
+
+
+# A search (without filters) matching at most this many sessions is paged from its ids.
+SEARCH_ID_LIMIT = 2000
+
+
+def _search_matches(session: Session, workspace_id: int, view: SessionView) -> tuple[int, list[int] | None]:
+    """How many active sessions match the view's search, and their ids if at most SEARCH_ID_LIMIT.
+
+    A search must look at every active session to count, and a rare needle makes
+    the page walk look at all of them too. Instead: one pass over the narrow
+    search index in its order, listing matches up to the limit; past it, the rest
+    of the index, from where the list stopped, is only counted.
+    """
+    conditions = _view_conditions(workspace_id, view)
+    text = col(VpnSession.search_text)
+    ids = list(
+        session.exec(
+            select(VpnSession.id).where(*conditions).order_by(text, VpnSession.id).limit(SEARCH_ID_LIMIT + 1)
+        )
+    )
+    if len(ids) <= SEARCH_ID_LIMIT:
+        return len(ids), ids
+    last_id = ids[-1]
+    last_text = session.exec(select(text).where(VpnSession.id == last_id)).one()
+    after_last = sa.and_(text >= last_text, sa.or_(text > last_text, VpnSession.id > last_id))
+    rest = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions, after_last)).one()
+    return len(ids) + rest, None
+
+
+def _rows_of(
+    session: Session, workspace_id: int, view: SessionView, ids: list[int], *, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """`limit` rows from `offset`, in the view's order, of the sessions `ids`."""
+    # Few ids, or a deep page: read them and sort. Many and a shallow page: walk
+    # the sort index (`id + 0` keeps SQLite from reading them all) and stop early.
+    walk = len(ids) >= SEARCH_ID_LIMIT // 2 and offset + limit <= len(ids) // 4
+    matching = (VpnSession.id + _ZERO).in_(ids) if walk else col(VpnSession.id).in_(ids)
+    statement = (
+        select(*_ROW_COLUMNS)
+        .where(*_active(workspace_id), matching)
+        .order_by(*_order_by(view))
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_row(record) for record in session.exec(statement)]
+
+
+def _page(session: Session, workspace_id: int, view: SessionView, *, limit: int, offset: int) -> Page:
+    """`limit` rows from `offset` in the view's order, and how many match (counted first)."""
+    if view.search and not view.filters:
+        total, ids = _search_matches(session, workspace_id, view)
+        if ids is not None:
+            rows = (
+                _rows_of(session, workspace_id, view, ids, limit=limit, offset=offset)
+                if offset < total
+                else []
+            )
+            return Page(rows=rows, total=total)
+    else:
+        total = _count(session, workspace_id, view)
+    # Past the end (or nothing matches) there is nothing to walk for.
+    rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=offset) if offset < total else []
+    return Page(rows=rows, total=total)
 
 
 def active_sessions_page(*, session: Session, workspace_id: int, view: SessionView) -> Page:
     """One page of the active sessions in the view's order, and how many match."""
-    conditions = _view_conditions(workspace_id, view)
-    statement = (
-        select(*_ROW_COLUMNS)
-        .where(*conditions)
-        .order_by(*_order_by(view))
-        .limit(view.page_size)
-        .offset(view.page * view.page_size)
-    )
-    rows = [_row(record) for record in session.exec(statement)]
-    total = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
-    return Page(rows=rows, total=total)
+    return _page(session, workspace_id, view, limit=view.page_size, offset=view.page * view.page_size)
 
 
 def export_rows(*, session: Session, workspace_id: int, view: SessionView, limit: int = EXPORT_LIMIT) -> Page:
     """The first `limit` sessions of the view in its order (all pages), and how many match."""
-    conditions = _view_conditions(workspace_id, view)
-    statement = select(*_ROW_COLUMNS).where(*conditions).order_by(*_order_by(view)).limit(limit)
-    rows = [_row(record) for record in session.exec(statement)]
-    total = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
-    return Page(rows=rows, total=total)
+    return _page(session, workspace_id, view, limit=limit, offset=0)
 
 
 # ---------------------------------------------------------------- facets
@@ -349,18 +448,52 @@ def _column_counts(session: Session, column, conditions: list) -> dict[str, int]
     return {value: count for value, count in session.exec(statement) if value is not None}
 
 
-def _gateway_counts(session: Session, workspace_id: int, conditions: list) -> dict[str, int]:
-    statement = (
-        select(SessionGateway.gateway_name, sa.func.count())
-        .join(VpnSession, VpnSession.id == SessionGateway.session_id)
-        .where(
-            SessionGateway.workspace_id == workspace_id,
-            col(SessionGateway.active).is_(True),
-            *conditions,
+# The facets that are plain session columns, in the order of `ix_session_active_facets`.
+_CUBE_KEYS = ("device_type", "device_os", "connection_type", "app", "network", "region")
+
+
+def _cube_counts(
+    session: Session, workspace_id: int, view: SessionView, keys: Collection[str]
+) -> dict[str, dict[str, int]]:
+    """The counts of the column facets in `keys`, from one GROUP BY.
+
+    Grouping by all six columns under the other conditions (member, gateway,
+    search) gives small groups; a group counts towards facet K exactly when it
+    passes every selected column filter but K's own, which is "under the other
+    filters". One index-ordered pass instead of one query per facet.
+    """
+    columns = [_FILTER_COLUMNS[key] for key in _CUBE_KEYS]
+    conditions = _view_conditions(workspace_id, view, except_filters=_CUBE_KEYS)
+    statement = select(*columns, sa.func.count()).where(*conditions).group_by(*columns)
+    selected = {key: set(view.filters[key]) for key in _CUBE_KEYS if key in view.filters}
+    counts: dict[str, dict[str, int]] = {key: {} for key in keys}
+    for *values, count in session.exec(statement):
+        group = dict(zip(_CUBE_KEYS, values, strict=True))
+        failed = [key for key, allowed in selected.items() if group[key] not in allowed]
+        if len(failed) > 1:
+            continue
+        for key in keys:
+            value = group[key]
+            if value is not None and (not failed or failed == [key]):
+                counts[key][value] = counts[key].get(value, 0) + count
+    return counts
+
+
+def _gateway_counts(session: Session, workspace_id: int, view: SessionView) -> dict[str, int]:
+    conditions = _view_conditions(workspace_id, view, except_filters=("gateway",))
+    count = sa.func.count()
+    if len(conditions) == len(_active(workspace_id)):
+        # No other filter nor search: the live links alone.
+        statement = select(SessionGateway.gateway_name, count).where(*_live_links(workspace_id))
+    else:
+        # The matching sessions, then each one's live links (index by session).
+        statement = (
+            select(SessionGateway.gateway_name, count)
+            .select_from(VpnSession)
+            .join(SessionGateway, sa.and_(SessionGateway.session_id == VpnSession.id, SessionGateway.active))
+            .where(*conditions)
         )
-        .group_by(SessionGateway.gateway_name)
-    )
-    return dict(session.exec(statement).all())
+    return dict(session.exec(statement.group_by(SessionGateway.gateway_name)).all())
 
 
 def _member_options(
@@ -372,7 +505,13 @@ def _member_options(
 ) -> list[FacetOption]:
     """The members with most sessions (matching `member_search`), plus the selected ones."""
     counts = sa.func.count().label("count")
-    statement = select(VpnSession.member_id, counts).where(*conditions)
+    member_id = VpnSession.member_id
+    if len(conditions) > len(_active(workspace_id)) or member_search:
+        # Filtered: `+ 0` stops SQLite walking the member index (in group order)
+        # and reading every row's filter columns from the table; it reads a
+        # covering index instead and groups in a temporary b-tree.
+        member_id = (VpnSession.member_id + _ZERO).label("member_id")
+    statement = select(member_id, counts).where(*conditions)
     if member_search:
         needle = member_search.strip().lower()
         statement = statement.where(
@@ -381,7 +520,7 @@ def _member_options(
                 sa.func.lower(VpnSession.member_email).contains(needle, autoescape=True),
             )
         )
-    statement = statement.group_by(VpnSession.member_id).order_by(sa.desc(counts), VpnSession.member_id)
+    statement = statement.group_by(member_id).order_by(sa.desc(counts), member_id)
     top = dict(session.exec(statement.limit(MEMBER_OPTION_LIMIT)).all())
     selected = [int(value) for value in view.filters.get("member", ())]
     missing = [member_id for member_id in selected if member_id not in top]
@@ -447,15 +586,13 @@ def facet_options(
     """For each filter, its options and how many active sessions each would match
     under the other filters (and the search)."""
     result: dict[str, list[FacetOption]] = {}
+    cube = _cube_counts(session, workspace_id, view, [key for key in keys if key in _CUBE_KEYS])
     for key in keys:
-        conditions = _view_conditions(workspace_id, view, except_filter=key)
         if key == "member":
+            conditions = _view_conditions(workspace_id, view, except_filters=("member",))
             result[key] = _member_options(session, workspace_id, conditions, view, member_search)
             continue
-        if key == "gateway":
-            counts = _gateway_counts(session, workspace_id, conditions)
-        else:
-            counts = _column_counts(session, _FILTER_COLUMNS[key], conditions)
+        counts = _gateway_counts(session, workspace_id, view) if key == "gateway" else cube[key]
         values = set(_known_values(session, workspace_id, key)) | set(counts) | set(view.filters.get(key, ()))
         options = [FacetOption(value=value, label=value, count=counts.get(value, 0)) for value in values]
         options.sort(key=lambda option: (-option.count, option.label.lower()))
@@ -539,7 +676,9 @@ def events_of_clients(
     )
     for chunk in _in_chunks(sorted(set(client_keys))):
         rows = session.exec(
-            select(*columns).where(IngestEvent.gateway_id == gateway_id, col(IngestEvent.client_key).in_(chunk))
+            select(*columns).where(
+                IngestEvent.gateway_id == gateway_id, col(IngestEvent.client_key).in_(chunk)
+            )
         )
         for row in rows:
             found.setdefault(row.client_key, []).append(row)
@@ -561,7 +700,9 @@ _EVENT_SESSION_COLUMNS = (
 )
 
 
-def sessions_by_client_key(*, session: Session, gateway_id: int, client_keys: Iterable[str]) -> dict[str, sa.Row]:
+def sessions_by_client_key(
+    *, session: Session, gateway_id: int, client_keys: Iterable[str]
+) -> dict[str, sa.Row]:
     """The newest session of each client key at a gateway, active or ended (the fold's columns)."""
     found: dict[str, sa.Row] = {}
     for chunk in _in_chunks(sorted(set(client_keys))):
@@ -578,7 +719,12 @@ def sessions_by_client_key(*, session: Session, gateway_id: int, client_keys: It
 def session_gateway_links(*, session: Session, session_ids: Iterable[int]) -> dict[int, list[sa.Row]]:
     """Each session's gateway links: rows of id, session_id, gateway_name, first_used_at."""
     found: dict[int, list[sa.Row]] = {}
-    columns = (SessionGateway.id, SessionGateway.session_id, SessionGateway.gateway_name, SessionGateway.first_used_at)
+    columns = (
+        SessionGateway.id,
+        SessionGateway.session_id,
+        SessionGateway.gateway_name,
+        SessionGateway.first_used_at,
+    )
     for chunk in _in_chunks(sorted(set(session_ids))):
         for link in session.exec(select(*columns).where(col(SessionGateway.session_id).in_(chunk))):
             found.setdefault(link.session_id, []).append(link)

@@ -475,11 +475,6 @@ def test_search_is_literal_and_case_insensitive(db, data, text, expected):
 
 
 def test_search_ignores_case_beyond_ascii(db, data):
-    if data.dialect == "sqlite":
-        pytest.xfail(
-            "SQLite's lower() folds ASCII only: searching 'élodie' misses 'Élodie' (see the report; "
-            "fix: register a Unicode-aware lower() on SQLite connections in db.py)"
-        )
     with Session(db.get_bind()) as scratch:
         ws = make_workspace(scratch, "Accents")
         apply_snapshot(
