@@ -1,19 +1,24 @@
 """The ingest API (`/api/v1`), mounted on the app's backend.
 
 Gateways authenticate with their own token and report snapshots or events.
-Every acknowledged report is committed before the answer is sent.
+Every acknowledged report is committed before the answer is sent; while the
+database is unreachable a report is refused with 503 (and a Retry-After), never
+acknowledged, so the gateway sends it again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from active_sessions import reconcile, tokens
 from active_sessions.db import get_engine
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 API_PREFIX = "/api/v1"
+RETRY_AFTER_SECONDS = 5
 
 api = FastAPI(
     title="Active Sessions ingest API",
@@ -55,6 +61,26 @@ async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
     return _AsciiJSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
 
 
+def _database_unavailable(error: sa.exc.SQLAlchemyError) -> bool:
+    """The database is down, restarting or out of connections (not a bug of the request)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return isinstance(error, sa.exc.OperationalError) or error.connection_invalidated
+    return isinstance(error, sa.exc.TimeoutError)  # no pooled connection came free
+
+
+@api.exception_handler(sa.exc.SQLAlchemyError)
+async def _database_error(_request: Request, error: sa.exc.SQLAlchemyError) -> JSONResponse:
+    if not _database_unavailable(error):
+        raise error
+    # The request's transaction was rolled back: nothing of it was kept.
+    log.warning("database unavailable, refused a request with 503: %s", str(error).splitlines()[0])
+    return _AsciiJSONResponse(
+        {"error": "database unavailable: nothing was stored, send the request again", "errors": []},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _read_json(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
@@ -75,12 +101,20 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(400, f"body is not valid JSON: {error}") from error
 
 
-def _gateway(request: Request, db: Session) -> Gateway:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+# Database work runs in a worker thread, so that it never blocks the event loop
+# (in the app, that loop also serves the consoles' websockets), and one report at a
+# time per process: SQLite takes one writer anyway, and two batches of a gateway must
+# not race (an event stored twice, a session started twice). Parsing runs outside
+# the lock, alongside another report's database work.
+_writer = threading.Lock()
+
+
+def _gateway(authorization: str) -> Gateway:
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "send the gateway's token as 'Authorization: Bearer <token>'")
-    gateway = tokens.authenticate(db, token.strip())
+    with Session(get_engine(), expire_on_commit=False) as db:
+        gateway = tokens.authenticate(db, token.strip())
     if gateway is None:
         raise ApiError(401, "unknown or revoked token")
     return gateway
@@ -106,24 +140,34 @@ _RESPONSES = {
     413: {"description": "Body too large"},
     415: {"description": "Not JSON"},
     422: {"description": "Some items (or the whole request) refused; good items were kept"},
+    503: {"description": "Database unavailable: nothing was stored; send again after Retry-After seconds"},
 }
+
+
+def _parse(parse, body: Any, **kwargs):
+    try:
+        return parse(body, **kwargs)
+    except BadRequest as error:
+        raise ApiError(422, "request refused", error.errors) from error
+
+
+def _apply(apply, reporter: Gateway, **kwargs):
+    """Apply a report of the gateway and commit it, one at a time; received now."""
+    with _writer, Session(get_engine(), expire_on_commit=False) as db:
+        result = apply(db, workspace_id=reporter.workspace_id, received_at=utcnow(), **kwargs)
+        db.commit()
+    return result
 
 
 @api.post(f"{API_PREFIX}/snapshots", openapi_extra=_body_schema(SnapshotDoc), responses=_RESPONSES)
 async def post_snapshot(request: Request) -> JSONResponse:
     """Everything connected to the token's gateway now; sessions not listed end."""
     body = await _read_json(request)
-    received_at = utcnow()
-    with Session(get_engine(), expire_on_commit=False) as db:
-        gateway = _gateway(request, db)
-        try:
-            snapshot, refused = parse_snapshot(body, gateway=gateway.name, received_at=received_at)
-        except BadRequest as error:
-            raise ApiError(422, "request refused", error.errors) from error
-        result = reconcile.apply_snapshot(
-            db, workspace_id=gateway.workspace_id, snapshot=snapshot, received_at=received_at
-        )
-        db.commit()
+    gateway = await run_in_threadpool(_gateway, request.headers.get("authorization", ""))
+    snapshot, refused = await run_in_threadpool(
+        _parse, parse_snapshot, body, gateway=gateway.name, received_at=utcnow()
+    )
+    result = await run_in_threadpool(_apply, reconcile.apply_snapshot, gateway, snapshot=snapshot)
     return _answer(
         {
             "ignored": result.ignored,
@@ -139,21 +183,11 @@ async def post_snapshot(request: Request) -> JSONResponse:
 async def post_events(request: Request) -> JSONResponse:
     """Session events of the token's gateway; retries and any order are fine."""
     body = await _read_json(request)
-    received_at = utcnow()
-    with Session(get_engine(), expire_on_commit=False) as db:
-        gateway = _gateway(request, db)
-        try:
-            parsed = parse_events(body)
-        except BadRequest as error:
-            raise ApiError(422, "request refused", error.errors) from error
-        result = reconcile.apply_events(
-            db,
-            workspace_id=gateway.workspace_id,
-            gateway=gateway.name,
-            events=parsed.items,
-            received_at=received_at,
-        )
-        db.commit()
+    gateway = await run_in_threadpool(_gateway, request.headers.get("authorization", ""))
+    parsed = await run_in_threadpool(_parse, parse_events, body)
+    result = await run_in_threadpool(
+        _apply, reconcile.apply_events, gateway, gateway=gateway.name, events=parsed.items
+    )
     return _answer({"accepted": result.accepted, "duplicates": result.duplicates}, parsed.refused)
 
 

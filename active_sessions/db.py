@@ -35,7 +35,10 @@ def create_db_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Pre-ping replaces connections a database restart killed; a connect gives up after a while
+    # (the ingest API answers 503) instead of hanging on an unreachable host.
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 @lru_cache(maxsize=8)

@@ -139,7 +139,7 @@ class SnapshotIn(_Strict):
     )
     network: Name | None = None
     region: Annotated[str, Field(min_length=1, max_length=64), Text] | None = None
-    clients: Annotated[list[dict[str, Any]], Field(max_length=MAX_ITEMS)] = Field(
+    clients: Annotated[list[Any], Field(max_length=MAX_ITEMS)] = Field(
         description="ClientIn objects; each is checked on its own."
     )
 
@@ -188,7 +188,7 @@ class EventIn(_Strict):
 
 
 class EventBatchIn(_Strict):
-    events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_ITEMS)] = Field(
+    events: Annotated[list[Any], Field(min_length=1, max_length=MAX_ITEMS)] = Field(
         description="EventIn objects; each is checked on its own."
     )
 

@@ -9,8 +9,10 @@ whose row could not be read is left as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -122,15 +124,50 @@ class _Directory:
         )
         self.networks = queries.networks_by_id(session=db, workspace_id=workspace_id)
 
+    def _new_member(self, client: ClientObservation) -> Member:
+        return Member(
+            workspace_id=self.workspace_id,
+            name=client.member,
+            email=client.member_email,
+            created_at=utcnow(),
+        )
+
+    def _new_device(self, member: Member, client: ClientObservation) -> Device:
+        return Device(
+            workspace_id=self.workspace_id,
+            member_id=member.id,
+            name=client.device or UNKNOWN_DEVICE,
+            # A device the source could not name has no known type or OS either.
+            type=client.device_type if client.device else DeviceType.UNKNOWN.value,
+            os=client.device_os if client.device else DeviceOS.UNKNOWN.value,
+        )
+
+    def prepare(self, clients: Iterable[ClientObservation]) -> None:
+        """Create the members, then the devices, these clients lack: a flush for each kind, not each row."""
+        clients = list(clients)
+        members: dict[str, Member] = {}
+        for client in clients:
+            if client.member not in self.members and client.member not in members:
+                members[client.member] = self._new_member(client)
+        if members:
+            self.db.add_all(members.values())
+            self.db.flush()
+            self.members.update(members)
+        devices: dict[tuple[int, str], Device] = {}
+        for client in clients:
+            member = self.members[client.member]
+            key = (member.id, client.device or UNKNOWN_DEVICE)
+            if key not in self.devices and key not in devices:
+                devices[key] = self._new_device(member, client)
+        if devices:
+            self.db.add_all(devices.values())
+            self.db.flush()
+            self.devices.update(devices)
+
     def member(self, client: ClientObservation) -> Member:
         member = self.members.get(client.member)
         if member is None:
-            member = Member(
-                workspace_id=self.workspace_id,
-                name=client.member,
-                email=client.member_email,
-                created_at=utcnow(),
-            )
+            member = self._new_member(client)
             self.db.add(member)
             self.db.flush()
             self.members[member.name] = member
@@ -142,14 +179,7 @@ class _Directory:
         name = client.device or UNKNOWN_DEVICE
         device = self.devices.get((member.id, name))
         if device is None:
-            device = Device(
-                workspace_id=self.workspace_id,
-                member_id=member.id,
-                name=name,
-                # A device the source could not name has no known type or OS either.
-                type=client.device_type if client.device else DeviceType.UNKNOWN.value,
-                os=client.device_os if client.device else DeviceOS.UNKNOWN.value,
-            )
+            device = self._new_device(member, client)
             self.db.add(device)
             self.db.flush()
             self.devices[(member.id, name)] = device
@@ -190,8 +220,7 @@ def _clamp_start(client: ClientObservation, latest: datetime) -> tuple[datetime,
     return client.started_at, client.flags
 
 
-def _start_session(
-    db: Session,
+def _session_row(
     directory: _Directory,
     gateway: Gateway,
     client: ClientObservation,
@@ -199,12 +228,13 @@ def _start_session(
     latest: datetime,
     received_at: datetime,
     source: str,
-) -> VpnSession:
+) -> dict:
+    """The column values of the client's new session at its entry gateway."""
     member = directory.member(client)
     device = directory.device(member, client)
     app = directory.app(client)
     started_at, flags = _clamp_start(client, latest)
-    session = VpnSession(
+    return dict(
         workspace_id=gateway.workspace_id,
         member_id=member.id,
         device_id=device.id,
@@ -235,17 +265,36 @@ def _start_session(
         entry_gateway_name=gateway.name,
         gateway_names=[gateway.name],
     )
+
+
+def _entry_link(session) -> dict:
+    """The column values of a new session's link to its entry gateway, first used when it started."""
+    return {
+        "workspace_id": session.workspace_id,
+        "session_id": session.id,
+        "gateway_id": session.entry_gateway_id,
+        "gateway_name": session.entry_gateway_name,
+        "first_used_at": session.started_at,
+        "active": True,
+    }
+
+
+def _start_session(
+    db: Session,
+    directory: _Directory,
+    gateway: Gateway,
+    client: ClientObservation,
+    *,
+    latest: datetime,
+    received_at: datetime,
+    source: str,
+) -> VpnSession:
+    session = VpnSession(
+        **_session_row(directory, gateway, client, latest=latest, received_at=received_at, source=source)
+    )
     db.add(session)
     db.flush()
-    db.add(
-        SessionGateway(
-            workspace_id=gateway.workspace_id,
-            session_id=session.id,
-            gateway_id=gateway.id,
-            gateway_name=gateway.name,
-            first_used_at=started_at,
-        )
-    )
+    db.add(SessionGateway(**_entry_link(session)))
     return session
 
 
@@ -327,6 +376,10 @@ def apply_snapshot(
         and gateway.last_snapshot_at is not None
         and snapshot.taken_at <= gateway.last_snapshot_at
     ):
+        # Its data is older than what is shown, but the gateway did just speak: a
+        # gateway whose clock stepped back must not be taken for a silent one.
+        gateway.last_report_at = received_at
+        db.flush()
         result.ignored = True
         return result
 
@@ -401,9 +454,10 @@ def end_silent_gateways(
 
 # ---------------------------------------------------------------- events
 #
-# Gateways retry and reorder events. Every event is stored once (by its id),
-# and a session's state is folded from all of its events, so duplicates and
-# any arrival order give the same outcome.
+# Gateways retry and reorder events. Every event is stored once (by its id).
+# A session starts folded from all of its events so far (those that came before
+# its start included); later events are folded onto it. Every fold is an
+# earliest or a latest, so duplicates and any arrival order give the same outcome.
 
 
 @dataclass
@@ -509,7 +563,7 @@ def fold_events(events: list[ReceivedEvent]) -> FoldedSession | None:
     )
 
 
-def fold_new_events(events: list[ReceivedEvent], session: VpnSession) -> FoldedSession:
+def fold_new_events(events: list[ReceivedEvent], session) -> FoldedSession:
     """What new events (no start among them) add to a session folded from the earlier ones.
 
     Every fold is a minimum or maximum, so folding the new events onto the
@@ -670,6 +724,9 @@ def apply_events(
     received_at = received_at or utcnow()
     result = EventsResult()
     entry = ensure_gateway(db, workspace_id, gateway)
+    # One batch of a gateway at a time, across processes too: a retry racing its original
+    # waits here, then finds its events stored (PostgreSQL; SQLite has one writer anyway).
+    db.exec(sa.select(Gateway.id).where(Gateway.id == entry.id).with_for_update()).one()
     known = queries.known_event_ids(session=db, gateway_id=entry.id, event_ids=[e.event_id for e in events])
     rows: list[dict] = []
     fresh: dict[str, list[ReceivedEvent]] = {}
@@ -714,20 +771,31 @@ def apply_events(
     directory = _Directory(db, workspace_id, tuple(folded[key].client for key in new))
     used = {access.gateway for state in folded.values() if state for access in state.accesses}
     directory.gateways.update(queries.gateways_by_name(session=db, workspace_id=workspace_id, names=used))
-    for key in new:
-        state = folded[key]
-        clamped = replace(state.client, started_at=state.started_at, flags=state.flags)
-        sessions[key] = _start_session(
-            db,
+    # New sessions: their members and devices, then the sessions, then their entry links,
+    # each kind in one multi-row INSERT, not one per session.
+    directory.prepare(folded[key].client for key in new)
+    new_rows = [
+        _session_row(
             directory,
             entry,
-            clamped,
-            latest=state.started_at,
-            received_at=state.last_seen_at,
+            replace(folded[key].client, started_at=folded[key].started_at, flags=folded[key].flags),
+            latest=folded[key].started_at,
+            received_at=folded[key].last_seen_at,
             source=source,
         )
-        result.started += 1
-    db.flush()  # the new sessions and their entry links, before their links are read
+        for key in new
+    ]
+    if new_rows:
+        table = VpnSession.__table__
+        inserted = db.connection().execute(
+            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), new_rows
+        )
+        for key, session_id, row in zip(new, inserted.scalars().all(), new_rows, strict=True):
+            sessions[key] = SimpleNamespace(id=session_id, ended_at=None, end_reason=None, **row)
+        db.connection().execute(
+            sa.insert(SessionGateway.__table__), [_entry_link(sessions[key]) for key in new]
+        )
+    result.started = len(new_rows)
 
     concerned = {key: sessions[key] for key in keys if folded[key] is not None}
     link_rows = queries.session_gateway_links(

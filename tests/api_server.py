@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    uvicorn.run("active_sessions.api:api", host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "active_sessions.api:api", host=args.host, port=args.port, log_level="warning", access_log=False
+    )
     return 0
 
 

@@ -11,12 +11,14 @@ spec, not from the reconciler:
   time and its receive time (and then flagged "clock skew");
 - its end, gateway first uses and anything else the gateway's clock says are
   taken at the earlier of that time and the receive time, never before the start;
+  of several ends or uses of one gateway, the earliest counts;
 - last seen is the latest receive time of its events (a retry is not news);
 - counters are the highest reported.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +29,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, func, select
 
-from active_sessions.ingest import parse_events
+from active_sessions.ingest import parse_events, parse_snapshot
 from active_sessions.models import Gateway, IngestEvent, SessionGateway
 from active_sessions.models import Session as VpnSession
-from active_sessions.reconcile import apply_events, get_or_create_workspace
+from active_sessions.reconcile import apply_events, apply_snapshot, get_or_create_workspace
 from tests.factories import T0, clear_tables, shared_engine
 
 SECOND = timedelta(seconds=1)
@@ -97,13 +99,14 @@ def session_events(draw, number: int) -> list[dict[str, Any]]:
                 "bytes_out": bytes_out,
             }
         )
-    if draw(st.booleans()):
+    # No end, one, or two (say the client and the gateway both reported it): the earliest counts.
+    for index, at in enumerate(draw(st.lists(moments, max_size=2))):
         events.append(
             {
-                "id": f"{session}-end",
+                "id": f"{session}-end{index}",
                 "type": "session_ended",
                 "session": session,
-                "at": _moment(draw(moments)),
+                "at": _moment(at),
                 "bytes_out": draw(st.integers(0, 5000)),
             }
         )
@@ -129,7 +132,9 @@ def _for_gateway(events: list[dict[str, Any]], entry: str) -> list[dict[str, Any
             uses = event["client"]["gateways"]
             event["client"] = {
                 **event["client"],
-                "gateways": [{**use, "gateway": entry if use["gateway"] == ENTRY else use["gateway"]} for use in uses],
+                "gateways": [
+                    {**use, "gateway": entry if use["gateway"] == ENTRY else use["gateway"]} for use in uses
+                ],
             }
         return event
 
@@ -140,7 +145,7 @@ def _batches(events: list[dict[str, Any]], rng: random.Random) -> list[list[dict
     """Cut into 1 to 6 batches at random places (empty ones are skipped)."""
     cuts = sorted(rng.randrange(len(events) + 1) for _ in range(rng.randint(0, 5)))
     bounds = [0, *cuts, len(events)]
-    return [events[start:end] for start, end in zip(bounds, bounds[1:], strict=False) if end > start]
+    return [events[start:end] for start, end in itertools.pairwise(bounds) if end > start]
 
 
 def arrivals(events: list[dict[str, Any]], variant: str, rng: random.Random) -> list[list[dict[str, Any]]]:
@@ -203,7 +208,9 @@ def reference(batches: list[list[dict[str, Any]]], entry: str) -> dict[str, Expe
             started_at, flags = when(start), ("clock skew",)
         ends = [max(when(event), started_at) for event in events if event["type"] == "session_ended"]
         first_use = {entry: started_at}
-        uses = [(use["gateway"], max(when(start, use["first_used_at"]), started_at)) for use in client["gateways"]]
+        uses = [
+            (use["gateway"], max(when(start, use["first_used_at"]), started_at)) for use in client["gateways"]
+        ]
         uses += [
             (event["gateway"], max(when(event), started_at))
             for event in events
@@ -254,7 +261,9 @@ def _actual(engine, gateway: str) -> dict[str, Expected]:
     with Session(engine) as db:
         rows = list(db.exec(select(VpnSession).where(VpnSession.entry_gateway_name == gateway)))
         links = list(
-            db.exec(select(SessionGateway).where(col(SessionGateway.session_id).in_([row.id for row in rows])))
+            db.exec(
+                select(SessionGateway).where(col(SessionGateway.session_id).in_([row.id for row in rows]))
+            )
         )
     actual = {}
     for row in rows:
@@ -283,7 +292,7 @@ def _gateway_id_subquery(gateway: str):
 
 
 @settings(
-    max_examples=35,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -307,3 +316,135 @@ def test_any_order_batching_and_retries_give_the_reference_sessions(module_engin
                 .where(IngestEvent.gateway_id == _gateway_id_subquery(gateway))
             ).one()
         assert stored == len({event["id"] for event in events}), f"{variant}: every event stored once"
+
+
+# ---------------------------------------------------------------- snapshots
+#
+# Snapshots of one gateway (one boot) at distinct gateway times, each listing some of a
+# few clients; a client's start, gateways and growing counters are the same in every
+# snapshot that lists it, as a gateway reports them. Applied in order, shuffled, or
+# shuffled with re-sent copies, one request each, a minute apart: an older snapshot
+# than one applied is ignored, so at the end the active sessions are the newest
+# snapshot's clients, last seen when that snapshot arrived.
+
+
+@st.composite
+def snapshot_series(draw) -> list[dict[str, Any]]:
+    times = sorted(draw(st.sets(st.integers(-3000, 0), min_size=1, max_size=5)))
+    clients = {}
+    for number in range(draw(st.integers(1, 4))):
+        session = f"c{number}"
+        started = draw(st.integers(-7200, -3001))  # before every snapshot: no clock skew here
+        uses = draw(st.dictionaries(st.sampled_from(OTHER_GATEWAYS), st.integers(-7200, 0), max_size=2))
+        clients[session] = (started, uses)
+    series = []
+    for index, at in enumerate(times):
+        listed = draw(st.lists(st.sampled_from(sorted(clients)), unique=True))
+        series.append(
+            {
+                "gateway_time": _moment(at),
+                "boot_id": "boot-1",
+                "clients": [
+                    {
+                        "id": session,
+                        "member": MEMBERS[int(session[1:]) % len(MEMBERS)],
+                        "started_at": _moment(clients[session][0]),
+                        "bytes_in": 1000 * index,
+                        "gateways": [
+                            {"gateway": name, "first_used_at": _moment(t)}
+                            for name, t in clients[session][1].items()
+                        ],
+                    }
+                    for session in listed
+                ],
+            }
+        )
+    return series
+
+
+def _snapshot_arrivals(
+    series: list[dict[str, Any]], variant: str, rng: random.Random
+) -> list[dict[str, Any]]:
+    if variant == "in-order":
+        return list(series)
+    shuffled = rng.sample(series, len(series))
+    if variant == "duplicated":
+        for body in rng.choices(series, k=rng.randint(1, len(series))):
+            shuffled.insert(rng.randint(0, len(shuffled)), body)
+    return shuffled
+
+
+def _active_at(engine, gateway: str) -> dict[str, tuple]:
+    with Session(engine) as db:
+        rows = list(
+            db.exec(
+                select(VpnSession).where(
+                    VpnSession.entry_gateway_name == gateway, col(VpnSession.ended_at).is_(None)
+                )
+            )
+        )
+        links = list(
+            db.exec(
+                select(SessionGateway).where(col(SessionGateway.session_id).in_([row.id for row in rows]))
+            )
+        )
+    active = {}
+    for row in rows:
+        uses = {link.gateway_name: link.first_used_at for link in links if link.session_id == row.id}
+        active[row.client_key.removeprefix("api=")] = (
+            row.started_at,
+            tuple(row.flags),
+            tuple(row.gateway_names),
+            uses,
+            row.bytes_in,
+            row.last_seen_at,
+        )
+    return active
+
+
+def _newest_clients(arrivals: list[dict[str, Any]], gateway: str) -> dict[str, tuple]:
+    """The reference: the newest snapshot's clients, last seen when it (first) arrived."""
+    newest = max(arrivals, key=lambda body: body["gateway_time"])
+    arrived = RECEIVED_FROM + arrivals.index(newest) * BATCH_GAP
+    expected = {}
+    for client in newest["clients"]:
+        started_at = _time(client["started_at"])
+        uses = {gateway: started_at}
+        uses |= {use["gateway"]: max(_time(use["first_used_at"]), started_at) for use in client["gateways"]}
+        # Listed in order of first use as the gateway reported it (before clamping to the start).
+        reported = sorted(client["gateways"], key=lambda use: _time(use["first_used_at"]))
+        expected[client["id"]] = (
+            started_at,
+            (),
+            (gateway, *(use["gateway"] for use in reported)),
+            uses,
+            client["bytes_in"],
+            arrived,
+        )
+    return expected
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(series=snapshot_series(), seed=st.integers(0, 2**32 - 1))
+def test_snapshots_in_any_order_and_resent_leave_the_newest_snapshots_sessions(module_engine, series, seed):
+    clear_tables(module_engine)
+    rng = random.Random(seed)
+    with Session(module_engine) as db:
+        workspace_id = get_or_create_workspace(db, "Acme").id
+        db.commit()
+    for variant in VARIANTS:
+        gateway = f"gw-{variant}"
+        arrivals = _snapshot_arrivals(series, variant, rng)
+        for number, body in enumerate(arrivals):
+            received_at = RECEIVED_FROM + number * BATCH_GAP
+            snapshot, refused = parse_snapshot(body, gateway=gateway, received_at=received_at)
+            assert not refused
+            with Session(module_engine, expire_on_commit=False) as db:
+                apply_snapshot(db, workspace_id=workspace_id, snapshot=snapshot, received_at=received_at)
+                db.commit()
+        assert _active_at(module_engine, gateway) == _newest_clients(arrivals, gateway), variant
