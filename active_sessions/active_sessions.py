@@ -14,6 +14,7 @@ from active_sessions.pages.dashboard import dashboard_page
 from active_sessions.pages.login import login_page, not_admin_page
 from active_sessions.pages.sessions import sessions_page
 from active_sessions.states.audit import AuditState
+from active_sessions.states.base import HydrationGuard
 from active_sessions.states.dashboard import DashboardState
 from active_sessions.states.login import LoginState
 from active_sessions.states.view import ViewState
@@ -44,6 +45,8 @@ async def end_silent_gateways() -> None:
 migrate()
 api.include_router(auth_router)
 app = rx.App(api_transformer=api)
+# A hydration sends the tab's whole state: its data only to an admin of its workspace.
+app.add_middleware(HydrationGuard())
 app.register_lifespan_task(end_silent_gateways)
 app.add_page(dashboard_page, route="/", title="Dashboard · Active Sessions", on_load=DashboardState.on_load)
 app.add_page(sessions_page, route="/sessions", title="Active Sessions", on_load=ViewState.load_from_url)

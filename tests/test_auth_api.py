@@ -115,6 +115,9 @@ class _Browser:
     _identity = BaseState._identity
     _admin = BaseState._admin
 
+    def _hold_workspace(self, workspace_id: int) -> None:
+        """A real state forgets another workspace's data here; this one holds none."""
+
     def __init__(self, cookie_header: str | None):
         self.router = SimpleNamespace(headers=SimpleNamespace(cookie=cookie_header))
 

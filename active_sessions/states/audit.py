@@ -52,6 +52,7 @@ class AuditState(BaseState):
 
     def _clear_data(self) -> None:
         self.rows, self.total, self.action_options, self.loaded = [], 0, [], False
+        self.actions, self.search, self.page = [], "", 0
 
     def _load(self) -> None:
         workspace_id = self._admin_workspace_id()

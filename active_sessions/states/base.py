@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import reflex as rx
+from reflex.middleware import Middleware
 from sqlmodel import Session
 
 from active_sessions import auth
@@ -48,6 +49,8 @@ class BaseState(rx.State):
 
     # The admin's browser time zone (IANA name); times are stored in UTC.
     timezone: str = DEFAULT_TIMEZONE
+    # The workspace whose data this tab's states hold (set by each passed check).
+    _data_workspace_id: int | None = None
 
     def _identity(self) -> auth.Identity | None:
         token = auth.token_from_cookie_header(self.router.headers.cookie)
@@ -61,6 +64,7 @@ class BaseState(rx.State):
             raise AccessDenied("Sign in to see the console.", signed_in=False)
         if not identity.is_admin:
             raise AccessDenied("The Active Sessions console is for workspace admins.", signed_in=True)
+        self._hold_workspace(identity.workspace_id)
         return identity
 
     def _admin_workspace_id(self) -> int:
@@ -75,11 +79,45 @@ class BaseState(rx.State):
     def _clear_data(self) -> None:
         """Forget whatever workspace data this state holds (states with data override it)."""
 
-    async def _deny(self, denied: AccessDenied):
-        """Clear every state's data from this client, then send it to sign in."""
+    def _base_state(self) -> BaseState:
+        state = self
+        while type(state) is not BaseState:
+            state = state.parent_state
+        return state
+
+    def _hold_workspace(self, workspace_id: int) -> None:
+        """The tab's states are about to hold this workspace's data: forget another's first
+        (the tab's token reused by another workspace's admin)."""
+        base = self._base_state()
+        if base._data_workspace_id != workspace_id:
+            base._clear_loaded_data()
+            base._data_workspace_id = workspace_id
+
+    def _clear_loaded_data(self) -> None:
+        """Forget the data of every state of this tab that is loaded (all of them, in memory)."""
+        pending = list(self._base_state().substates.values())
+        while pending:
+            state = pending.pop()
+            state._clear_data()
+            pending.extend(state.substates.values())
+
+    async def _clear_all_data(self) -> None:
+        """Forget the data of every state of this tab."""
         for state_class in _all_substates(BaseState):
             state = await self.get_state(state_class)
             state._clear_data()
+        self._base_state()._data_workspace_id = None
+
+    async def _guard_hydration(self) -> None:
+        """A hydration sends the tab's every var to whoever opened the websocket with its
+        token: the data goes along only to an admin of the workspace it belongs to."""
+        identity = self._identity()
+        if identity is None or not identity.is_admin or identity.workspace_id != self._data_workspace_id:
+            await self._clear_all_data()
+
+    async def _deny(self, denied: AccessDenied):
+        """Clear every state's data from this client, then send it to sign in."""
+        await self._clear_all_data()
         if denied.signed_in:
             return rx.redirect(NOT_ADMIN_ROUTE)
         path = self.router.url.path or "/"
@@ -90,6 +128,19 @@ def _all_substates(state_class: type[rx.State]) -> Iterator[type[rx.State]]:
     for child in state_class.get_substates():
         yield child
         yield from _all_substates(child)
+
+
+class HydrationGuard(Middleware):
+    """Runs the check before each hydration (a tab's first event on every websocket connect)."""
+
+    HYDRATE_EVENTS = frozenset(
+        f"{rx.State.get_full_name()}.{name}" for name in ("hydrate", "hydrate_and_load")
+    )
+
+    async def preprocess(self, app, state, event):
+        if event.name in self.HYDRATE_EVENTS:
+            await (await state.get_state(BaseState))._guard_hydration()
+        return None
 
 
 def admin_only(handler):

@@ -22,7 +22,7 @@ class ColumnState(BaseState):
         hidden = set(parse_hidden(self.hidden_columns))
         return {key: key not in hidden for key in COLUMN_KEYS}
 
-    def shown_keys(self) -> list[str]:
+    def _shown_keys(self) -> list[str]:
         hidden = set(parse_hidden(self.hidden_columns))
         return [key for key in COLUMN_KEYS if key not in hidden]
 

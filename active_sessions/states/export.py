@@ -21,8 +21,8 @@ class ExportState(ViewState):
         admin = self._admin()
         if fmt not in EXPORT_FORMATS:
             return rx.toast.error("Unknown export format")
-        columns = (await self.get_state(ColumnState)).shown_keys()
-        view = self.current_view()
+        columns = (await self.get_state(ColumnState))._shown_keys()
+        view = self._current_view()
         now = now_utc()
         with read_session() as session:
             page = queries.export_rows(session=session, workspace_id=admin.workspace_id, view=view)

@@ -39,7 +39,7 @@ class FacetState(ViewState):
             found = queries.facet_options(
                 session=session,
                 workspace_id=workspace_id,
-                view=self.current_view(),
+                view=self._current_view(),
                 keys=keys,
                 member_search=self.member_search,
             )

@@ -27,7 +27,7 @@ class ViewState(BaseState):
     page: int = 0
     page_size: int = 50
 
-    def current_view(self) -> SessionView:
+    def _current_view(self) -> SessionView:
         return SessionView(
             filters={key: tuple(values) for key, values in self.filters.items()},
             search=self.search,
@@ -39,6 +39,10 @@ class ViewState(BaseState):
 
     def _reset_view(self) -> None:
         self._apply(SessionView())
+
+    def _clear_data(self) -> None:
+        # The view names the workspace's members, gateways... (filters, search).
+        self._reset_view()
 
     def _apply(self, view: SessionView) -> None:
         self.filters = {key: list(view.filters.get(key, ())) for key in FILTER_KEYS}
@@ -89,7 +93,7 @@ class ViewState(BaseState):
         else:
             values.append(value)
         try:
-            view = self.current_view().with_filter(key, values)
+            view = self._current_view().with_filter(key, values)
         except InvalidView:
             return None
         return self._changed(view)
@@ -100,20 +104,20 @@ class ViewState(BaseState):
         self._admin_workspace_id()
         if key not in FILTER_KEYS:
             return None
-        return self._changed(self.current_view().with_filter(key, []))
+        return self._changed(self._current_view().with_filter(key, []))
 
     @rx.event
     @admin_only
     def clear_all(self):
         self._admin_workspace_id()
-        return self._changed(self.current_view().without_filters())
+        return self._changed(self._current_view().without_filters())
 
     @rx.event
     @admin_only
     def set_search(self, text: str):
         self._admin_workspace_id()
         try:
-            view = replace(self.current_view(), search=text, page=0)
+            view = replace(self._current_view(), search=text, page=0)
         except InvalidView:
             return None
         return self._changed(view)
@@ -126,7 +130,7 @@ class ViewState(BaseState):
             return None
         descending = not self.descending if key == self.sort else key in ("started_at",)
         return self._changed(
-            replace(self.current_view(), sort=key, descending=descending, page=0), facets=False
+            replace(self._current_view(), sort=key, descending=descending, page=0), facets=False
         )
 
     @rx.event
@@ -135,7 +139,7 @@ class ViewState(BaseState):
         self._admin_workspace_id()
         if not isinstance(size, str) or not size.isdigit() or int(size) not in PAGE_SIZES:
             return None
-        return self._changed(replace(self.current_view(), page_size=int(size), page=0), facets=False)
+        return self._changed(replace(self._current_view(), page_size=int(size), page=0), facets=False)
 
     @rx.event
     @admin_only
@@ -144,7 +148,7 @@ class ViewState(BaseState):
         if isinstance(page, bool) or not isinstance(page, int):
             return None
         try:
-            view = replace(self.current_view(), page=max(0, page))
+            view = replace(self._current_view(), page=max(0, page))
         except InvalidView:
             return None
         return self._changed(view, facets=False)

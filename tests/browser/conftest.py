@@ -1,8 +1,15 @@
 """Browser suite: one seeded SQLite database, one app start, a fresh browser context per test.
 
-The app runs in this process (AppHarness: backend in a thread, Vite dev server as a
-child process), so the tests read the same database the app reads, and change it
-the way a collector would, while the page is open.
+The app runs in this process as a production build (AppHarnessProd: the backend in a
+thread, the exported frontend served statically by a second server in another
+thread), so the tests read the same database the app reads, and change it the way a
+collector would, while the page is open. Production mode matters: in development a
+handler's exception text is echoed to the client.
+
+Two workspaces are seeded (the demo one, where the tests' admin and a member
+account live, and "Acme Labs" with an admin of its own), each with a gateway,
+network, region, application and member found in no other workspace, so that a
+leak of one workspace's data to another's admin can be told by its text.
 
 The app, the database and the browser live as long as this package's tests (scope
 "package": started once per pytest run, like a session fixture, but stopped before
@@ -17,11 +24,12 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,10 +38,10 @@ import pytest
 from active_sessions import auth, reconcile
 from active_sessions import db as app_db
 from active_sessions.config import DEMO_WORKSPACE
-from active_sessions.models import utcnow
+from active_sessions.models import Role, utcnow
 from active_sessions.sources.simulator import Simulator
 from active_sessions.sources.types import Snapshot
-from tests.browser.support import BROWSER_TIMEZONE, UI_TIMEOUT_MS, Admin, ConsoleData
+from tests.browser.support import BROWSER_TIMEZONE, UI_TIMEOUT_MS, Account, ConsoleData, Marker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS_DIR = Path(__file__).resolve().parent
@@ -55,6 +63,9 @@ CHROMIUM_ARGS = (
 # start and end sessions.
 SEED = 7
 SEEDED_AT = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+# The second workspace, as `make run` creates it.
+OTHER_WORKSPACE = "Acme Labs"
+OTHER_SEED = 11
 # The app ends the sessions of gateways silent for 2 minutes: the seeded
 # gateways report their unchanged clients this often.
 HEARTBEAT_SECONDS = 20.0
@@ -126,9 +137,9 @@ def app_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 class _GatewayHeartbeat:
     """Re-sends the seeded gateways' snapshots (same clients, new time) in the background."""
 
-    def __init__(self, data: ConsoleData, snapshots: list[Snapshot]):
-        self.data = data
-        self.snapshots = snapshots
+    def __init__(self, url: str, snapshots: list[tuple[int, Snapshot]]):
+        self.url = url
+        self.snapshots = snapshots  # (workspace id, snapshot)
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-heartbeat", daemon=True)
@@ -137,11 +148,11 @@ class _GatewayHeartbeat:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 now = utcnow()
-                with app_db.session_scope(self.data.url) as session:
-                    for snapshot in self.snapshots:
+                with app_db.session_scope(self.url) as session:
+                    for workspace_id, snapshot in self.snapshots:
                         result = reconcile.apply_snapshot(
                             session,
-                            workspace_id=self.data.workspace_id,
+                            workspace_id=workspace_id,
                             snapshot=replace(snapshot, taken_at=now),
                         )
                         assert not (result.ignored or result.changed), (snapshot.gateway, result)
@@ -160,29 +171,83 @@ class _GatewayHeartbeat:
             raise AssertionError(f"the seeded gateways' heartbeat failed: {self.error!r}") from self.error
 
 
+def _seed_workspace(
+    session, name: str, simulator: Simulator, marker: Marker, admin: Account, admin_name: str
+) -> tuple[int, list[Snapshot]]:
+    """A workspace as its simulator builds it at SEEDED_AT, plus its marker gateway and its admin."""
+    workspace = reconcile.get_or_create_workspace(session, name)
+    snapshots = [*simulator.step(SEEDED_AT), marker.snapshot(SEEDED_AT, SEEDED_AT - timedelta(hours=1))]
+    for snapshot in snapshots:
+        reconcile.apply_snapshot(session, workspace_id=workspace.id, snapshot=snapshot)
+    auth.create_account(
+        session, workspace_id=workspace.id, email=admin.email, password=admin.password, name=admin_name
+    )
+    return workspace.id, snapshots
+
+
 @pytest.fixture(scope="package")
 def console_data(app_environment: Path) -> Iterator[ConsoleData]:
-    """The migrated, seeded database (and its admin); the running app reads the same file."""
+    """The migrated, seeded database (two workspaces, their admins, a member account).
+
+    The running app reads the same file. Yields the demo workspace; `.other` is Acme Labs.
+    """
     url = os.environ["DATABASE_URL"]
     app_db.migrate(url)
-    snapshots = Simulator(seed=SEED).step(SEEDED_AT)
-    admin = Admin(email="admin@browser-test.example", password=secrets.token_urlsafe(18))
+    admin = Account(email="admin@browser-test.example", password=secrets.token_urlsafe(18))
+    member = Account(email="member@browser-test.example", password=secrets.token_urlsafe(18))
+    second_admin = Account(email="admin2@browser-test.example", password=secrets.token_urlsafe(18))
+    other_admin = Account(email="admin@acme-browser-test.example", password=secrets.token_urlsafe(18))
+    demo, acme = Marker("demo"), Marker("acme")
     with app_db.session_scope(url) as session:
-        workspace = reconcile.get_or_create_workspace(session, DEMO_WORKSPACE)
-        for snapshot in snapshots:
-            reconcile.apply_snapshot(session, workspace_id=workspace.id, snapshot=snapshot)
+        workspace_id, snapshots = _seed_workspace(
+            session, DEMO_WORKSPACE, Simulator(seed=SEED), demo, admin, "Browser Test Admin"
+        )
+        other_id, other_snapshots = _seed_workspace(
+            session,
+            OTHER_WORKSPACE,
+            Simulator(seed=OTHER_SEED, workspace_label=OTHER_WORKSPACE),
+            acme,
+            other_admin,
+            "Acme Browser Test Admin",
+        )
         auth.create_account(
             session,
-            workspace_id=workspace.id,
-            email=admin.email,
-            password=admin.password,
-            name="Browser Test Admin",
+            workspace_id=workspace_id,
+            email=member.email,
+            password=member.password,
+            name="Browser Test Member",
+            role=Role.MEMBER,
         )
-        workspace_id = workspace.id
+        auth.create_account(
+            session,
+            workspace_id=workspace_id,
+            email=second_admin.email,
+            password=second_admin.password,
+            name="Browser Test Second Admin",
+        )
     engine = app_db.create_db_engine(url)
-    data = ConsoleData(url=url, engine=engine, workspace_id=workspace_id, admin=admin)
+    other = ConsoleData(
+        url=url, engine=engine, workspace_id=other_id, admin=other_admin, name=OTHER_WORKSPACE, marker=acme
+    )
+    data = ConsoleData(
+        url=url,
+        engine=engine,
+        workspace_id=workspace_id,
+        admin=admin,
+        name=DEMO_WORKSPACE,
+        marker=demo,
+        member=member,
+        second_admin=second_admin,
+        other=other,
+    )
     assert data.count() > 100, "the seeded demo workspace is nearly empty"
-    with _GatewayHeartbeat(data, snapshots):
+    assert other.count() > 100, "the seeded second workspace is nearly empty"
+    # Each marker's names are its workspace's alone.
+    assert not demo.strings() & other.sensitive_strings()
+    assert not acme.strings() & data.sensitive_strings()
+    heartbeat = [(workspace_id, snapshot) for snapshot in snapshots]
+    heartbeat += [(other_id, snapshot) for snapshot in other_snapshots]
+    with _GatewayHeartbeat(url, heartbeat):
         yield data
     engine.dispose()
 
@@ -206,9 +271,9 @@ def _staging_root(workdir: Path) -> Path:
 def _same_host_url(harness) -> str:
     """The frontend's URL on the backend's host name (127.0.0.1).
 
-    The harness's backend listens on 127.0.0.1 and its dev server reports
-    localhost: two sites, between which a browser sends no SameSite cookie
-    (the sign-in cookie) along with the websocket.
+    A browser sends no SameSite cookie (the sign-in cookie) along with the
+    websocket between two sites, e.g. localhost and 127.0.0.1. The production
+    harness serves both on 127.0.0.1; this keeps it so, whatever it reports.
     """
     from reflex.config import get_config
 
@@ -220,11 +285,11 @@ def _admit_origin(harness, url: str) -> None:
     """Let the harness's frontend talk to the backend.
 
     rxconfig allows the console's own origin only (ACTIVE_SESSIONS_URL, default
-    http://localhost:3000). The harness's dev server picks its port when it
+    http://localhost:3000). The harness's frontend server picks its port when it
     starts, after the app and its Socket.IO server were created, so this run's
     origin is added here, on this in-process server and config only: it becomes
-    the deployment URL (as AppHarness itself does with the localhost form) and
-    an allowed origin of the event websocket.
+    the deployment URL (as AppHarness itself does) and an allowed origin of the
+    event websocket.
     """
     from reflex.config import get_config
 
@@ -237,21 +302,47 @@ def _admit_origin(harness, url: str) -> None:
     allowed.append(url)
 
 
-@pytest.fixture(scope="package")
-def console(chromium_executable: str, console_data: ConsoleData, app_environment: Path) -> Iterator[str]:
-    """The running app (started once for the suite); yields the frontend's base URL."""
-    from reflex.testing import AppHarness
+def _remove_tree(path: Path) -> None:
+    """Remove the harness's web directory (~70,000 files): `rm -rf` takes seconds where
+    shutil.rmtree takes half a minute."""
+    if shutil.which("rm"):
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+    shutil.rmtree(path, ignore_errors=True)
 
-    harness = AppHarness.create(root=_staging_root(app_environment))
+
+@dataclass(frozen=True)
+class RunningApp:
+    frontend_url: str  # no trailing slash
+    backend_url: str
+    harness: object  # reflex.testing.AppHarnessProd
+
+
+@pytest.fixture(scope="package")
+def running_app(console_data: ConsoleData, app_environment: Path) -> Iterator[RunningApp]:
+    """The app as a production build, started once for the suite."""
+    from reflex.config import get_config
+    from reflex.testing import AppHarnessProd
+    from reflex.utils.exec import is_prod_mode
+
+    harness = AppHarnessProd.create(root=_staging_root(app_environment))
     try:
         harness.start()
         assert harness.frontend_url, "the frontend did not start"
+        # The harness compiles the app in development mode, then exports it for
+        # production, which switches the process (and so the backend) to prod.
+        assert is_prod_mode(), "the app under test is not in production mode"
         url = _same_host_url(harness)
         _admit_origin(harness, url)
-        yield url
+        yield RunningApp(frontend_url=url, backend_url=get_config().api_url.rstrip("/"), harness=harness)
     finally:
         harness.stop()
-        shutil.rmtree(app_environment / "web", ignore_errors=True)
+        _remove_tree(app_environment / "web")
+
+
+@pytest.fixture(scope="package")
+def console(chromium_executable: str, running_app: RunningApp) -> str:
+    """The running app's frontend base URL (for the browser)."""
+    return running_app.frontend_url
 
 
 @pytest.fixture(scope="package")

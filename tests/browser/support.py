@@ -13,11 +13,12 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from active_sessions import queries, reconcile
 from active_sessions.db import session_scope
-from active_sessions.models import utcnow
+from active_sessions.models import Application, Device, Gateway, Member, Network, utcnow
+from active_sessions.models import Session as VpnSession
 from active_sessions.sources.types import ClientObservation, Snapshot
 from active_sessions.view import SessionView
 
@@ -27,9 +28,104 @@ UI_TIMEOUT_MS = 15_000
 
 
 @dataclass(frozen=True)
-class Admin:
+class Account:
+    """A console account: an admin, or a member with a password (who may sign in, and see nothing)."""
+
     email: str
     password: str
+
+
+Admin = Account
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A gateway only one workspace has, with its own network, region, application and member.
+
+    Each of these names is found in no other workspace (the simulator's worlds share
+    their gateway, network and application names), so its text in what the app sends
+    another workspace's admin is a leak.
+    """
+
+    slug: str  # "demo", "acme"
+
+    @property
+    def gateway(self) -> str:
+        return f"gw-only-{self.slug}"
+
+    @property
+    def network(self) -> str:
+        return f"Network Only {self.slug.title()}"
+
+    @property
+    def region(self) -> str:
+        return f"only-{self.slug}-1"
+
+    @property
+    def app(self) -> str:
+        return f"App Only {self.slug.title()}"
+
+    @property
+    def member(self) -> str:
+        return f"Solo {self.slug.title()}onlyson"
+
+    @property
+    def member_email(self) -> str:
+        return f"solo@only-{self.slug}.example"
+
+    @property
+    def device(self) -> str:
+        return f"Solo's only-{self.slug} laptop"
+
+    @property
+    def origin_ip(self) -> str:
+        # 198.18.0.0/15 (benchmarking): no simulated session comes from there.
+        return {"demo": "198.18.201.7", "acme": "198.18.202.7"}[self.slug]
+
+    def strings(self) -> set[str]:
+        return {
+            self.gateway,
+            self.network,
+            self.region,
+            self.app,
+            self.member,
+            self.member_email,
+            self.device,
+            self.origin_ip,
+        }
+
+    def snapshot(self, taken_at: datetime, started_at: datetime) -> Snapshot:
+        """An agent session and an app session of the marker member, at the marker gateway."""
+        common = {
+            "member": self.member,
+            "member_email": self.member_email,
+            "started_at": started_at,
+            "origin_ip": self.origin_ip,
+        }
+        clients = (
+            ClientObservation(
+                client_key=f"{self.gateway}/agent",
+                device=self.device,
+                device_type="laptop",
+                device_os="Linux",
+                **common,
+            ),
+            ClientObservation(
+                client_key=f"{self.gateway}/app",
+                connection_type="app",
+                app=self.app,
+                app_protocol="HTTPS",
+                **common,
+            ),
+        )
+        return Snapshot(
+            gateway=self.gateway,
+            source="browser-test",
+            taken_at=taken_at,
+            clients=clients,
+            network=self.network,
+            region=self.region,
+        )
 
 
 @dataclass
@@ -39,7 +135,15 @@ class ConsoleData:
     url: str
     engine: sa.Engine
     workspace_id: int
-    admin: Admin
+    admin: Account
+    name: str = ""
+    marker: Marker | None = None
+    # A member of this workspace (role member) with a password.
+    member: Account | None = None
+    # Another admin of this workspace, for the tests that sign out (sign-in is rate limited per account).
+    second_admin: Account | None = None
+    # The second workspace, with its own admin.
+    other: ConsoleData | None = None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -67,6 +171,41 @@ class ConsoleData:
     def export(self, view: SessionView) -> queries.Page:
         with self.read() as session:
             return queries.export_rows(session=session, workspace_id=self.workspace_id, view=view)
+
+    def sensitive_strings(self) -> set[str]:
+        """What only this workspace's admins may see: the names, emails, devices, addresses,
+        gateways, networks and applications of its members and sessions (ended ones too)."""
+        found: set[str] = set()
+        with self.read() as session:
+            for model, columns in (
+                (Member, (Member.name, Member.email)),
+                (Device, (Device.name,)),
+                (Gateway, (Gateway.name,)),
+                (Network, (Network.name,)),
+                (Application, (Application.name,)),
+                (
+                    VpnSession,
+                    (
+                        VpnSession.member_name,
+                        VpnSession.member_email,
+                        VpnSession.device_name,
+                        VpnSession.origin_ip,
+                        VpnSession.app_name,
+                        VpnSession.entry_gateway_name,
+                        VpnSession.network_name,
+                    ),
+                ),
+            ):
+                for column in columns:
+                    statement = select(column).where(model.workspace_id == self.workspace_id).distinct()
+                    found.update(value for value in session.exec(statement) if value)
+        if self.marker is not None:
+            found |= self.marker.strings()
+        return found
+
+    def member_ids(self) -> list[int]:
+        with self.read() as session:
+            return sorted(session.exec(select(Member.id).where(Member.workspace_id == self.workspace_id)))
 
     def apply(self, snapshot: Snapshot) -> reconcile.ReconcileResult:
         """Write a gateway snapshot as a collector would (another writer than the app)."""
