@@ -5,10 +5,14 @@ import reflex as rx
 from active_sessions.config import database_url
 
 FRONTEND_URL = os.environ.get("ACTIVE_SESSIONS_URL", "http://localhost:3000")
+# With REDIS_URL, Reflex keeps client states in Redis and runs several backend workers
+# (`make run-prod`); without it, one worker keeps them locally (`make run`).
+REDIS_URL = os.environ.get("REDIS_URL") or None
 
 config = rx.Config(
     app_name="active_sessions",
     db_url=database_url(),
+    redis_url=REDIS_URL,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     cors_allowed_origins=[FRONTEND_URL, FRONTEND_URL.replace("localhost", "127.0.0.1")],
