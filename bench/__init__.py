@@ -1,0 +1,1 @@
+"""Benchmark of the active-sessions grid on a large workspace (`make bench`)."""

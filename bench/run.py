@@ -1,0 +1,369 @@
+"""`make bench`: build (or reuse) the bench database, measure, print, save.
+
+    .venv/bin/python -m bench.run [--rebuild] [--database-url URL] [--reps N] [--only NAME ...]
+                                  [--live | --skip-live] [--live-samples N]
+
+Each measurement is a function taking the `Bench` context and returning
+figures by name; add new ones to `MEASUREMENTS` (and targets to `TARGETS`).
+Every repetition uses other pages, filter values or search terms, so that
+neither SQLite's page cache nor PostgreSQL's plan cache answers from a result
+it has just computed. Figures go to bench/results.json, merged with the keys
+other measurements wrote; PostgreSQL figures are prefixed with `pg_`.
+
+The live latency (`bench/live_latency.py`: a session posted to the ingest API
+until its row shows in open admin grids, in headless Chromium) runs last, on
+SQLite passes, unless `--skip-live`; `--live` runs it alone (no bench database).
+It starts the app with a database of its own, so it takes no `pg_` prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from active_sessions import queries
+from active_sessions.columns import COLUMN_KEYS, FILTER_KEYS
+from active_sessions.db import create_db_engine
+from active_sessions.export import export_sessions
+from active_sessions.models import SessionGateway, Workspace
+from active_sessions.view import SessionView
+from bench import generate
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_URL = f"sqlite:///{BENCH_DIR / 'bench.db'}"
+RESULTS = BENCH_DIR / "results.json"
+DEFAULT_REPS = 40
+WARMUP = 5
+EXPORT_TZ = ZoneInfo("Europe/Berlin")
+PG_SCHEMA = "bench"
+
+
+@dataclass(frozen=True)
+class Figure:
+    median_ms: float
+    p95_ms: float
+    # This process's CPU time: what the figure would be on an idle machine, roughly
+    # (printed to read figures taken while other work shares the cores; not saved).
+    cpu_median_ms: float | None = None
+
+
+# Name prefix -> p95 target in ms (the longest matching prefix wins).
+TARGETS: dict[str, float] = {
+    "page_query_": 20,
+    "facet_counts": 150,
+    "export_csv_1000": 150,
+    "export_xlsx_1000": 600,
+    # Also live_latency_end (the longest matching prefix wins).
+    "live_latency": 1000,
+}
+
+
+@dataclass
+class Bench:
+    """What every measurement needs: the database, the workspace and its values."""
+
+    url: str
+    engine: sa.Engine
+    workspace_id: int
+    reps: int
+    rng: random.Random
+    device_types: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    # Gateways with enough active sessions for page 200 to exist.
+    deep_gateways: list[str] = field(default_factory=list)
+    search_terms: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        # One short-lived session per request, as the app's states open them.
+        with Session(self.engine) as session:
+            yield session
+
+
+def _time(bench: Bench, run: Callable[[int], Any]) -> Figure:
+    """Median and p95 of `run(repetition)` over the repetitions, after a warm-up."""
+    for repetition in range(WARMUP):
+        run(-1 - repetition)
+    samples, cpu = [], []
+    for repetition in range(bench.reps):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        run(repetition)
+        samples.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    return Figure(
+        median_ms=round(statistics.median(samples), 2),
+        p95_ms=round(statistics.quantiles(samples, n=20, method="inclusive")[-1], 2),
+        cpu_median_ms=round(statistics.median(cpu), 2),
+    )
+
+
+def _some(rng: random.Random, values: list[str], most: int) -> list[str]:
+    return rng.sample(values, rng.randint(1, most))
+
+
+# ------------------------------------------------------------------ measurements
+
+
+def page_queries(bench: Bench) -> dict[str, Figure]:
+    """The grid's page query (rows and total) under typical views."""
+    rng = bench.rng
+
+    def views() -> dict[str, Callable[[int], SessionView]]:
+        return {
+            "page_query_default_sort": lambda _: SessionView(page=rng.randrange(10)),
+            "page_query_member_sort_filtered": lambda _: SessionView(
+                filters={
+                    "device_type": _some(rng, bench.device_types[:4], 2),
+                    "region": _some(rng, bench.regions, 2),
+                },
+                sort="member",
+                descending=rng.random() < 0.5,
+                page=rng.randrange(5),
+            ),
+            "page_query_gateway_filter_deep_page": lambda _: SessionView(
+                filters={"gateway": [rng.choice(bench.deep_gateways)]},
+                sort="gateways",
+                descending=rng.random() < 0.5,
+                page=200,
+            ),
+            "page_query_search": lambda _: SessionView(search=rng.choice(bench.search_terms)),
+        }
+
+    figures = {}
+    for name, make_view in views().items():
+
+        def run(repetition: int, make_view=make_view) -> None:
+            view = make_view(repetition)
+            with bench.session() as session:
+                queries.active_sessions_page(session=session, workspace_id=bench.workspace_id, view=view)
+
+        figures[name] = _time(bench, run)
+    return figures
+
+
+def facet_counts(bench: Bench) -> dict[str, Figure]:
+    """Every filter's options and counts after one filter change (a view with two filters)."""
+    rng = bench.rng
+
+    def run(_: int) -> None:
+        view = SessionView(
+            filters={
+                "device_type": _some(rng, bench.device_types[:4], 2),
+                "region": _some(rng, bench.regions, 2),
+            }
+        )
+        with bench.session() as session:
+            queries.facet_options(
+                session=session, workspace_id=bench.workspace_id, view=view, keys=FILTER_KEYS
+            )
+
+    return {"facet_counts": _time(bench, run)}
+
+
+def exports(bench: Bench) -> dict[str, Figure]:
+    """The first 1,000 sessions of a view (read and written) as CSV and as XLSX."""
+    rng = bench.rng
+    sorts = ["started_at", "member", "device", "region", "gateways", "duration"]
+    figures = {}
+    for fmt in ("csv", "xlsx"):
+
+        def run(_: int, fmt=fmt) -> None:
+            view = SessionView(sort=rng.choice(sorts), descending=rng.random() < 0.5)
+            with bench.session() as session:
+                page = queries.export_rows(session=session, workspace_id=bench.workspace_id, view=view)
+            assert len(page.rows) == 1000
+            export_sessions(page.rows, COLUMN_KEYS, fmt=fmt, now=datetime.now(UTC), tz=EXPORT_TZ)
+
+        figures[f"export_{fmt}_1000"] = _time(bench, run)
+    return figures
+
+
+# Later parts of the bench (ingest throughput, live latency...) add theirs here.
+MEASUREMENTS: list[Callable[[Bench], dict[str, Figure]]] = [page_queries, facet_counts, exports]
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def _sample_values(bench: Bench) -> None:
+    """Filter values and search terms that occur in the bench workspace."""
+    with bench.session() as session:
+        options = queries.facet_options(
+            session=session,
+            workspace_id=bench.workspace_id,
+            view=SessionView(),
+            keys=("device_type", "region"),
+        )
+        bench.device_types = [option.value for option in options["device_type"] if option.count]
+        bench.regions = [option.value for option in options["region"] if option.count]
+        per_gateway = session.exec(
+            select(SessionGateway.gateway_name, sa.func.count())
+            .where(SessionGateway.workspace_id == bench.workspace_id, col(SessionGateway.active).is_(True))
+            .group_by(SessionGateway.gateway_name)
+        ).all()
+    bench.deep_gateways = [name for name, count in per_gateway if count >= 201 * 50 + 2_000]
+    if not bench.deep_gateways:
+        raise SystemExit("no gateway has enough active sessions for page 200; rebuild the bench database")
+    # What admins type: part of a name (accents and case as they come), an email,
+    # a device, an address prefix.
+    bench.search_terms = [
+        "müller",
+        "SMITH",
+        "patel",
+        "o'brien",
+        "Sjöberg",
+        "josé",
+        "nunez",
+        "wei.wang",
+        "@neighbour",
+        "macbook",
+        "pixel 9",
+        "srv-lin-001",
+        "ws-win",
+        "203.0.113.2",
+        "2001:db8:a",
+        "ann",
+    ]
+
+
+def _target(name: str, prefix: str) -> float | None:
+    base = name.removeprefix(prefix)
+    matches = [key for key in TARGETS if base.startswith(key)]
+    return TARGETS[max(matches, key=len)] if matches else None
+
+
+def _print_table(figures: dict[str, Figure], prefix: str) -> None:
+    # Other work on the machine inflates wall-clock figures; the load and the CPU column tell.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nload average {load} on {os.cpu_count()} cores")
+    print(
+        f"{'measurement':<40} {'median ms':>10} {'p95 ms':>10} {'cpu med ms':>11} {'target p95':>11}  result"
+    )
+    for name, figure in figures.items():
+        target = _target(name, prefix)
+        verdict = "" if target is None else ("PASS" if figure.p95_ms <= target else "FAIL")
+        target_text = "" if target is None else f"≤ {target:g}"
+        cpu = "" if figure.cpu_median_ms is None else f"{figure.cpu_median_ms:.1f}"
+        print(
+            f"{name:<40} {figure.median_ms:>10.1f} {figure.p95_ms:>10.1f} {cpu:>11} {target_text:>11}  {verdict}"
+        )
+
+
+def _save(figures: dict[str, Figure]) -> None:
+    """Merge into results.json: other parts of the bench write their own keys."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for name, figure in figures.items():
+        results[name] = {"median_ms": figure.median_ms, "p95_ms": figure.p95_ms}
+    RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+
+
+def measure_live(samples: int) -> tuple[dict[str, Figure], bool]:
+    """The live latency (its own app, database and browser); also whether its checks held."""
+    from bench.live_latency import measure_live_latency, verdicts
+
+    started = time.perf_counter()
+    result = measure_live_latency(samples)
+    print(
+        f"measured live_latency in {time.perf_counter() - started:.1f} s: {result['mode']} build, "
+        f"{len(result['per_grid'])} grids open, view kept: {result['view_kept']}, "
+        f"missed: {result['missed']}, API answered in {result['api_answer_ms']} ms (median)"
+    )
+    figures = {
+        name: Figure(median_ms=result[name]["median_ms"], p95_ms=result[name]["p95_ms"])
+        for name in ("live_latency", "live_latency_end")
+    }
+    return figures, result["view_kept"] and not result["missed"] and all(verdicts(result).values())
+
+
+def _finish(figures: dict[str, Figure], prefix: str, *, save: bool, ok: bool = True) -> int:
+    """Print, save, and say whether every figure met its target."""
+    _print_table(figures, prefix)
+    if save:
+        _save(figures)
+        print(f"\nsaved to {RESULTS.relative_to(BENCH_DIR.parent)}")
+    failed = [name for name, figure in figures.items() if (t := _target(name, prefix)) and figure.p95_ms > t]
+    return 1 if failed or not ok else 0
+
+
+def _bench_url(url: str) -> str:
+    """A PostgreSQL URL gets a schema of its own (`bench`) unless it names one."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or generate.pg_schema(url):
+        return url
+    options = " ".join(filter(None, [parsed.query.get("options"), f"-csearch_path={PG_SCHEMA}"]))
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def prepare(url: str, *, rebuild: bool) -> None:
+    if not rebuild and generate.is_current(url):
+        print(f"bench database: reusing {url}")
+        return
+    print(f"bench database: building {url}")
+    seconds = generate.build(url)
+    print(f"bench database: built in {seconds:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_URL,
+        help="default: bench/bench.db (SQLite); PostgreSQL goes to schema 'bench' unless options=-csearch_path=...",
+    )
+    parser.add_argument("--rebuild", action="store_true", help="regenerate the data even if it is current")
+    parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help="measured repetitions per figure")
+    parser.add_argument("--only", nargs="*", default=(), help="run only measurements with these names")
+    parser.add_argument("--no-save", action="store_true", help="print, do not write results.json")
+    live = parser.add_mutually_exclusive_group()
+    live.add_argument("--live", action="store_true", help="only the live latency (browser)")
+    live.add_argument("--skip-live", action="store_true", help="leave out the live latency (browser)")
+    parser.add_argument("--live-samples", type=int, default=60, help="live latency: sessions (60)")
+    args = parser.parse_args(argv)
+    if args.live:
+        figures, live_ok = measure_live(args.live_samples)
+        return _finish(figures, "", save=not args.no_save, ok=live_ok)
+
+    url = _bench_url(args.database_url)
+    prefix = "" if url.startswith("sqlite") else "pg_"
+    prepare(url, rebuild=args.rebuild)
+    engine = create_db_engine(url)
+    try:
+        with Session(engine) as session:
+            workspace_id = session.exec(
+                select(Workspace.id).where(Workspace.name == generate.MAIN.name)
+            ).one()
+        bench = Bench(url=url, engine=engine, workspace_id=workspace_id, reps=args.reps, rng=random.Random(1))
+        _sample_values(bench)
+        figures: dict[str, Figure] = {}
+        for measure in MEASUREMENTS:
+            if args.only and measure.__name__ not in args.only:
+                continue
+            started = time.perf_counter()
+            found = measure(bench)
+            figures.update({prefix + name: figure for name, figure in found.items()})
+            print(f"measured {measure.__name__} in {time.perf_counter() - started:.1f} s")
+    finally:
+        engine.dispose()
+    live_ok = True
+    if not args.skip_live and not prefix and (not args.only or "live_latency" in args.only):
+        live, live_ok = measure_live(args.live_samples)
+        figures.update(live)
+    return _finish(figures, prefix, save=not args.no_save, ok=live_ok)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
