@@ -10,7 +10,9 @@ neither SQLite's page cache nor PostgreSQL's plan cache answers from a result
 it has just computed. Figures go to bench/results.json, merged with the keys
 other measurements wrote; PostgreSQL figures are prefixed with `pg_`.
 
-The live latency (`bench/live_latency.py`: a session posted to the ingest API
+The ingest throughput (`bench/ingest.py`: events per second the API acknowledges,
+its own server and SQLite file) runs on SQLite passes unless `--skip-ingest`;
+`--ingest` runs it alone. The live latency (`bench/live_latency.py`: a session posted to the ingest API
 until its row shows in open admin grids, in headless Chromium) runs last, on
 SQLite passes, unless `--skip-live`; `--live` runs it alone (no bench database).
 It starts the app with a database of its own, so it takes no `pg_` prefix.
@@ -70,6 +72,9 @@ TARGETS: dict[str, float] = {
     # Also live_latency_end (the longest matching prefix wins).
     "live_latency": 1000,
 }
+
+# Rates: name -> the least acceptable value (higher is better).
+RATE_TARGETS: dict[str, float] = {"ingest_events_per_s": 5000}
 
 
 @dataclass
@@ -289,14 +294,49 @@ def measure_live(samples: int) -> tuple[dict[str, Figure], bool]:
     return figures, result["view_kept"] and not result["missed"] and all(verdicts(result).values())
 
 
-def _finish(figures: dict[str, Figure], prefix: str, *, save: bool, ok: bool = True) -> int:
+def measure_ingest_rate() -> dict[str, dict[str, Any]]:
+    """Events per second the ingest API sustains into SQLite (its own server and database)."""
+    from bench.ingest import measure_ingest
+
+    started = time.perf_counter()
+    rates = measure_ingest()
+    figure = rates["ingest_events_per_s"]
+    target = RATE_TARGETS["ingest_events_per_s"]
+    verdict = "PASS" if figure["value"] >= target else "FAIL"
+    print(
+        f"measured ingest in {time.perf_counter() - started:.1f} s: "
+        f"{figure['value']:,.0f} events/s (target ≥ {target:,.0f}) {verdict}"
+    )
+    return rates
+
+
+def _save_rates(rates: dict[str, dict[str, Any]]) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.update(rates)
+    RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+
+
+def _rates_ok(rates: dict[str, dict[str, Any]]) -> bool:
+    return all(rates[name]["value"] >= target for name, target in RATE_TARGETS.items() if name in rates)
+
+
+def _finish(
+    figures: dict[str, Figure],
+    prefix: str,
+    *,
+    save: bool,
+    ok: bool = True,
+    rates: dict[str, dict[str, Any]] | None = None,
+) -> int:
     """Print, save, and say whether every figure met its target."""
     _print_table(figures, prefix)
     if save:
         _save(figures)
+        if rates:
+            _save_rates(rates)
         print(f"\nsaved to {RESULTS.relative_to(BENCH_DIR.parent)}")
     failed = [name for name, figure in figures.items() if (t := _target(name, prefix)) and figure.p95_ms > t]
-    return 1 if failed or not ok else 0
+    return 1 if failed or not ok or not _rates_ok(rates or {}) else 0
 
 
 def _bench_url(url: str) -> str:
@@ -332,10 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     live.add_argument("--live", action="store_true", help="only the live latency (browser)")
     live.add_argument("--skip-live", action="store_true", help="leave out the live latency (browser)")
     parser.add_argument("--live-samples", type=int, default=60, help="live latency: sessions (60)")
+    ingest = parser.add_mutually_exclusive_group()
+    ingest.add_argument("--ingest", action="store_true", help="only the ingest throughput (its own server)")
+    ingest.add_argument("--skip-ingest", action="store_true", help="leave out the ingest throughput")
     args = parser.parse_args(argv)
     if args.live:
         figures, live_ok = measure_live(args.live_samples)
         return _finish(figures, "", save=not args.no_save, ok=live_ok)
+    if args.ingest:
+        return _finish({}, "", save=not args.no_save, rates=measure_ingest_rate())
 
     url = _bench_url(args.database_url)
     prefix = "" if url.startswith("sqlite") else "pg_"
@@ -358,11 +403,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measured {measure.__name__} in {time.perf_counter() - started:.1f} s")
     finally:
         engine.dispose()
+    rates = None
+    if not args.skip_ingest and not prefix and (not args.only or "ingest" in args.only):
+        rates = measure_ingest_rate()
     live_ok = True
     if not args.skip_live and not prefix and (not args.only or "live_latency" in args.only):
         live, live_ok = measure_live(args.live_samples)
         figures.update(live)
-    return _finish(figures, prefix, save=not args.no_save, ok=live_ok)
+    return _finish(figures, prefix, save=not args.no_save, ok=live_ok, rates=rates)
 
 
 if __name__ == "__main__":
