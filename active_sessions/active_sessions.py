@@ -6,8 +6,7 @@ import logging
 import reflex as rx
 
 from active_sessions import reconcile
-from active_sessions.api import api
-from active_sessions.auth_api import router as auth_router
+from active_sessions.api import create_api
 from active_sessions.db import migrate, session_scope
 from active_sessions.pages.audit import audit_page
 from active_sessions.pages.dashboard import dashboard_page
@@ -43,8 +42,7 @@ async def end_silent_gateways() -> None:
 
 
 migrate()
-api.include_router(auth_router)
-app = rx.App(api_transformer=api)
+app = rx.App(api_transformer=create_api())
 # A hydration sends the tab's whole state: its data only to an admin of its workspace.
 app.add_middleware(HydrationGuard())
 app.register_lifespan_task(end_silent_gateways)

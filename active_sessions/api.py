@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
@@ -31,14 +31,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 API_PREFIX = "/api/v1"
 RETRY_AFTER_SECONDS = 5
 
-api = FastAPI(
-    title="Active Sessions ingest API",
-    version="1",
-    description="Gateways report who is connected: snapshots or events, authenticated by a gateway token.",
-    openapi_url=f"{API_PREFIX}/openapi.json",
-    docs_url=f"{API_PREFIX}/docs",
-    redoc_url=None,
-)
+router = APIRouter()
 
 
 class ApiError(Exception):
@@ -56,7 +49,6 @@ class _AsciiJSONResponse(JSONResponse):
         return json.dumps(content, separators=(",", ":")).encode()
 
 
-@api.exception_handler(ApiError)
 async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
     return _AsciiJSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
 
@@ -68,7 +60,6 @@ def _database_unavailable(error: sa.exc.SQLAlchemyError) -> bool:
     return isinstance(error, sa.exc.TimeoutError)  # no pooled connection came free
 
 
-@api.exception_handler(sa.exc.SQLAlchemyError)
 async def _database_error(_request: Request, error: sa.exc.SQLAlchemyError) -> JSONResponse:
     if not _database_unavailable(error):
         raise error
@@ -159,7 +150,7 @@ def _apply(apply, reporter: Gateway, **kwargs):
     return result
 
 
-@api.post(f"{API_PREFIX}/snapshots", openapi_extra=_body_schema(SnapshotDoc), responses=_RESPONSES)
+@router.post(f"{API_PREFIX}/snapshots", openapi_extra=_body_schema(SnapshotDoc), responses=_RESPONSES)
 async def post_snapshot(request: Request) -> JSONResponse:
     """Everything connected to the token's gateway now; sessions not listed end."""
     body = await _read_json(request)
@@ -179,7 +170,7 @@ async def post_snapshot(request: Request) -> JSONResponse:
     )
 
 
-@api.post(f"{API_PREFIX}/events", openapi_extra=_body_schema(EventBatchDoc), responses=_RESPONSES)
+@router.post(f"{API_PREFIX}/events", openapi_extra=_body_schema(EventBatchDoc), responses=_RESPONSES)
 async def post_events(request: Request) -> JSONResponse:
     """Session events of the token's gateway; retries and any order are fine."""
     body = await _read_json(request)
@@ -191,15 +182,15 @@ async def post_events(request: Request) -> JSONResponse:
     return _answer({"accepted": result.accepted, "duplicates": result.duplicates}, parsed.refused)
 
 
-@api.get(f"{API_PREFIX}/health")
+@router.get(f"{API_PREFIX}/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _openapi() -> dict:
-    if api.openapi_schema is None:
+def _openapi_of(app: FastAPI) -> dict:
+    if app.openapi_schema is None:
         schema = get_openapi(
-            title=api.title, version=api.version, description=api.description, routes=api.routes
+            title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (SnapshotDoc, EventBatchDoc):
@@ -208,8 +199,33 @@ def _openapi() -> dict:
             components[model.__name__] = definition
         schema["components"]["securitySchemes"] = {"gatewayToken": {"type": "http", "scheme": "bearer"}}
         schema["security"] = [{"gatewayToken": []}]
-        api.openapi_schema = schema
-    return api.openapi_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
-api.openapi = _openapi
+def create_api() -> FastAPI:
+    """The backend's HTTP endpoints: the ingest API and the sign-in form's.
+
+    A new app each time: Reflex adds its CORS middleware to the app it is given,
+    which Starlette refuses once that app has served a request (as the tests' do).
+    """
+    from active_sessions.auth_api import router as auth_router
+
+    app = FastAPI(
+        title="Active Sessions ingest API",
+        version="1",
+        description="Gateways report who is connected: snapshots or events, authenticated by a gateway token.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(sa.exc.SQLAlchemyError, _database_error)
+    app.include_router(router)
+    app.include_router(auth_router)
+    app.openapi = lambda: _openapi_of(app)
+    return app
+
+
+# For tests and tools that serve the API alone (`tests/api_server.py`).
+api = create_api()

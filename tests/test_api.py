@@ -20,10 +20,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
+from starlette.middleware.gzip import GZipMiddleware
 
 import active_sessions.api as api_module
 from active_sessions import reconcile, tokens
-from active_sessions.api import MAX_BODY_BYTES, api
+from active_sessions.api import MAX_BODY_BYTES, api, create_api
 from active_sessions.db import get_engine, migrate
 from active_sessions.ingest import parse_events
 from active_sessions.models import Gateway, GatewayToken, IngestEvent, SessionGateway, utcnow
@@ -665,6 +666,17 @@ def test_health_and_the_openapi_document(http):
     schemas = document["components"]["schemas"]
     assert {"SnapshotDoc", "EventBatchDoc", "EventIn", "ClientIn", "GatewayUse"} <= schemas.keys()
     assert document["components"]["securitySchemes"]["gatewayToken"] == {"type": "http", "scheme": "bearer"}
+
+
+def test_each_app_gets_an_api_of_its_own_that_still_takes_middleware(http):
+    """Reflex adds CORS to the API it is given; a shared one that has served requests refuses that."""
+    assert http.get("/api/v1/health").status_code == 200  # the tests' `api` has started
+    fresh = create_api()
+    assert fresh is not api
+    fresh.add_middleware(GZipMiddleware)  # raises once an app has started
+    with TestClient(fresh) as client:
+        assert client.get("/api/v1/health").json() == {"status": "ok"}
+        assert client.post("/auth/logout").status_code != 404  # the sign-in routes come along
 
 
 def test_the_api_uses_the_database_of_DATABASE_URL(tmp_path, monkeypatch):

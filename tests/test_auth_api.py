@@ -15,16 +15,11 @@ from sqlmodel import Session, select
 
 from active_sessions import auth, tokens
 from active_sessions.api import api
-from active_sessions.auth_api import router as auth_router
 from active_sessions.config import PROJECT_ROOT
 from active_sessions.db import get_engine, migrate, session_scope
 from active_sessions.models import AuditEntry, IngestEvent, LoginSession, Role
 from active_sessions.states.base import AccessDenied, BaseState
 from tests.factories import make_workspace
-
-# The app includes the router into the same `api` (active_sessions/active_sessions.py).
-if not any(getattr(route, "path", None) == "/auth/login" for route in api.routes):
-    api.include_router(auth_router)
 
 CONSOLE = "http://localhost:3000"  # rxconfig's default ACTIVE_SESSIONS_URL
 PASSWORD = "correct horse battery staple"
