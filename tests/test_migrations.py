@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -22,8 +21,8 @@ from active_sessions import queries, reconcile
 from active_sessions.db import ALEMBIC_INI, MIGRATIONS_DIR, create_db_engine, migrate
 from active_sessions.sources.simulator import Simulator
 from active_sessions.view import FILTER_KEYS, SessionView
-from tests.conftest import POSTGRES_URL, _postgres_engine
-from tests.factories import T0, client, make_workspace, table_rows
+from tests.conftest import POSTGRES_URL
+from tests.factories import T0, client, make_workspace, shared_engine, table_rows
 from tests.factories import snapshot as snapshot_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:alembic.*")
@@ -65,15 +64,7 @@ def migrated(empty_url) -> str:
 @pytest.fixture
 def created(migrated, tmp_path) -> Iterator[sa.Engine]:
     """A database of the same kind made by `create_all`, as the other tests make theirs."""
-    if migrated.startswith("sqlite"):
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'created.db'}")
-        SQLModel.metadata.create_all(engine)
-        yield engine
-        engine.dispose()
-    else:
-        for engine in _postgres_engine():
-            SQLModel.metadata.create_all(engine)
-            yield engine
+    yield from shared_engine(_dialect(migrated), tmp_path)
 
 
 def _where(options: dict) -> str | None:
@@ -245,23 +236,13 @@ def _console_answers(db: Session, workspace_id: int) -> list:
     return answers
 
 
-@contextmanager
-def _models_database(url: str, tmp_path) -> Iterator[sa.Engine]:
-    """Beside the database at `url`, one of the same kind with the models' tables (`create_all`)."""
-    if url.startswith("sqlite"):
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'filled.db'}")
-        SQLModel.metadata.create_all(engine)
-        yield engine
-        engine.dispose()
-    else:
-        for engine in _postgres_engine():
-            SQLModel.metadata.create_all(engine)
-            yield engine
+def _dialect(url: str) -> str:
+    return sa.engine.make_url(url).get_backend_name()
 
 
 def test_upgrading_a_filled_first_revision_keeps_every_row_and_every_answer(empty_url, tmp_path):
     """A database made by the first release, with sessions in it, upgraded to head."""
-    with _models_database(empty_url, tmp_path) as filled:
+    for filled in shared_engine(_dialect(empty_url), tmp_path):
         with Session(filled, expire_on_commit=False) as db:
             workspace_id = _fill_with_sessions(db)
             expected_rows = table_rows(db)

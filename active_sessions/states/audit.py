@@ -6,7 +6,6 @@ import reflex as rx
 
 from active_sessions import auth, queries
 from active_sessions.columns import EXPORT_LIMIT, PAGE_SIZES
-from active_sessions.db import session_scope
 from active_sessions.display import format_time, now_utc, zone
 from active_sessions.export import EXPORT_FORMATS, export_table
 from active_sessions.states.base import BaseState, admin_only, detect_timezone, read_session
@@ -172,21 +171,15 @@ class AuditState(BaseState):
             AUDIT_COLUMNS["details"]: [describe(row["details"]) for row in page.rows],
         }
         data = export_table(table, fmt=fmt, sheet_name="Audit log")
-        with session_scope() as db:
-            auth.record(
-                db,
-                action=auth.AuditAction.EXPORT,
-                actor=admin.email,
-                workspace_id=admin.workspace_id,
-                member_id=admin.member_id,
-                address=self._client_address(),
-                details={
-                    "what": "audit log",
-                    "format": fmt,
-                    "actions": list(self.actions),
-                    "search": self.search,
-                    "rows": len(page.rows),
-                    "matching": page.total,
-                },
-            )
+        self._audit_export(
+            admin,
+            {
+                "what": "audit log",
+                "format": fmt,
+                "actions": list(self.actions),
+                "search": self.search,
+                "rows": len(page.rows),
+                "matching": page.total,
+            },
+        )
         return rx.download(data=data, filename=f"audit-log-{now:%Y%m%dT%H%M%SZ}.{fmt}")

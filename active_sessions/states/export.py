@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from active_sessions import auth, queries
+from active_sessions import queries
 from active_sessions.columns import EXPORT_LIMIT
-from active_sessions.db import session_scope
 from active_sessions.display import now_utc, zone
 from active_sessions.export import EXPORT_FORMATS, export_filename, export_sessions
 from active_sessions.states.base import admin_only, read_session
@@ -27,24 +26,18 @@ class ExportState(ViewState):
         with read_session() as session:
             page = queries.export_rows(session=session, workspace_id=admin.workspace_id, view=view)
         data = export_sessions(page.rows, columns, fmt=fmt, now=now, tz=zone(self.timezone))
-        with session_scope() as db:
-            auth.record(
-                db,
-                action=auth.AuditAction.EXPORT,
-                actor=admin.email,
-                workspace_id=admin.workspace_id,
-                member_id=admin.member_id,
-                address=self._client_address(),
-                details={
-                    "format": fmt,
-                    "filters": {key: list(values) for key, values in view.filters.items()},
-                    "search": view.search,
-                    "sort": ("-" if view.descending else "") + view.sort,
-                    "columns": columns,
-                    "rows": len(page.rows),
-                    "matching": page.total,
-                },
-            )
+        self._audit_export(
+            admin,
+            {
+                "format": fmt,
+                "filters": {key: list(values) for key, values in view.filters.items()},
+                "search": view.search,
+                "sort": ("-" if view.descending else "") + view.sort,
+                "columns": columns,
+                "rows": len(page.rows),
+                "matching": page.total,
+            },
+        )
         events = [rx.download(data=data, filename=export_filename(fmt, now))]
         if page.total > EXPORT_LIMIT:
             left_out = page.total - EXPORT_LIMIT
