@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_LIMIT
@@ -238,8 +240,27 @@ def bump_change_version(*, session: Session, workspace_id: int, now: datetime) -
 # ---------------------------------------------------------------- the grid
 
 
-# `column + 0` is the column, but no index provides it: a hint to SQLite's planner.
-_ZERO = sa.literal_column("0")
+class _unindexed(FunctionElement):
+    """An integer column that SQLite's planner must not look up by an index.
+
+    Written `column + 0` on SQLite, which then walks the sort index and checks each
+    row instead of fetching every match and sorting them all; PostgreSQL plans the
+    other way well (an index lookup of each match, then a top-N sort), so there it
+    is the plain column.
+    """
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(_unindexed)
+def _plain_column(element, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_unindexed, "sqlite")
+def _column_plus_zero(element, compiler, **kw) -> str:
+    return f"({compiler.process(element.clauses, **kw)} + 0)"
 
 
 def _active(workspace_id: int) -> list[sa.ColumnElement[bool]]:
@@ -258,9 +279,9 @@ def _live_links(workspace_id: int) -> list[sa.ColumnElement[bool]]:
 def _filter_condition(workspace_id: int, key: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
     if key == "gateway":
         # Any gateway the session accessed: its id among the live links to those gateways.
-        # `id + 0` keeps SQLite from fetching and sorting every linked session by id;
+        # `_unindexed` keeps SQLite from fetching and sorting every linked session by id;
         # it walks the sort index instead and looks each id up in the set.
-        return (VpnSession.id + _ZERO).in_(
+        return _unindexed(VpnSession.id).in_(
             select(SessionGateway.session_id).where(
                 *_live_links(workspace_id), col(SessionGateway.gateway_name).in_(values)
             )
@@ -349,6 +370,10 @@ def count_active_sessions(*, session: Session, workspace_id: int, view: SessionV
     return _count(session, workspace_id, view or SessionView())
 
 
+# From this offset on, a page on PostgreSQL is found as ids first (see `_sorted_rows`).
+DEEP_OFFSET = 1000
+
+
 def _sorted_rows(
     session: Session, workspace_id: int, view: SessionView, *, limit: int, offset: int
 ) -> list[dict[str, Any]]:
@@ -356,12 +381,26 @@ def _sorted_rows(
     # one index in order, skipping non-matching and offset rows inside it; the
     # table is read for the rows returned (and, with a search, for the search
     # text of the rows that pass the filters).
+    conditions = _view_conditions(workspace_id, view)
+    if offset >= DEEP_OFFSET and session.get_bind().dialect.name == "postgresql":
+        # A deep page: its ids from the index alone, then those rows. PostgreSQL
+        # would otherwise read and sort every matching row in full to skip them;
+        # SQLite skips inside the index already, and the second query costs it more.
+        ids = list(
+            session.exec(
+                select(VpnSession.id)
+                .where(*conditions)
+                .order_by(*_order_by(view))
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        if not ids:
+            return []
+        conditions = [*_active(workspace_id), col(VpnSession.id).in_(ids)]
+        offset = 0
     statement = (
-        select(*_ROW_COLUMNS)
-        .where(*_view_conditions(workspace_id, view))
-        .order_by(*_order_by(view))
-        .limit(limit)
-        .offset(offset)
+        select(*_ROW_COLUMNS).where(*conditions).order_by(*_order_by(view)).limit(limit).offset(offset)
     )
     return [_row(record) for record in session.exec(statement)]
 
@@ -399,9 +438,9 @@ def _rows_of(
 ) -> list[dict[str, Any]]:
     """`limit` rows from `offset`, in the view's order, of the sessions `ids`."""
     # Few ids, or a deep page: read them and sort. Many and a shallow page: walk
-    # the sort index (`id + 0` keeps SQLite from reading them all) and stop early.
+    # the sort index (`_unindexed` keeps SQLite from reading them all) and stop early.
     walk = len(ids) >= SEARCH_ID_LIMIT // 2 and offset + limit <= len(ids) // 4
-    matching = (VpnSession.id + _ZERO).in_(ids) if walk else col(VpnSession.id).in_(ids)
+    matching = _unindexed(VpnSession.id).in_(ids) if walk else col(VpnSession.id).in_(ids)
     statement = (
         select(*_ROW_COLUMNS)
         .where(*_active(workspace_id), matching)
@@ -507,10 +546,10 @@ def _member_options(
     counts = sa.func.count().label("count")
     member_id = VpnSession.member_id
     if len(conditions) > len(_active(workspace_id)) or member_search:
-        # Filtered: `+ 0` stops SQLite walking the member index (in group order)
+        # Filtered: `_unindexed` stops SQLite walking the member index (in group order)
         # and reading every row's filter columns from the table; it reads a
         # covering index instead and groups in a temporary b-tree.
-        member_id = (VpnSession.member_id + _ZERO).label("member_id")
+        member_id = _unindexed(VpnSession.member_id).label("member_id")
     statement = select(member_id, counts).where(*conditions)
     if member_search:
         needle = member_search.strip().lower()
