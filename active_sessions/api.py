@@ -21,7 +21,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from active_sessions import reconcile, tokens
-from active_sessions.db import get_engine
+from active_sessions.db import database_unavailable, get_engine
 from active_sessions.ingest import BadRequest, EventBatchDoc, SnapshotDoc, parse_events, parse_snapshot
 from active_sessions.models import Gateway, utcnow
 
@@ -53,15 +53,8 @@ async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
     return _AsciiJSONResponse({"error": error.problem, "errors": error.errors}, status_code=error.status)
 
 
-def _database_unavailable(error: sa.exc.SQLAlchemyError) -> bool:
-    """The database is down, restarting or out of connections (not a bug of the request)."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return isinstance(error, sa.exc.OperationalError) or error.connection_invalidated
-    return isinstance(error, sa.exc.TimeoutError)  # no pooled connection came free
-
-
 async def _database_error(_request: Request, error: sa.exc.SQLAlchemyError) -> JSONResponse:
-    if not _database_unavailable(error):
+    if not database_unavailable(error):
         raise error
     # The request's transaction was rolled back: nothing of it was kept.
     log.warning("database unavailable, refused a request with 503: %s", str(error).splitlines()[0])

@@ -82,3 +82,10 @@ def sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///"))
     return None
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database is down, restarting or out of connections (not a bug of the request)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return isinstance(error, sa.exc.OperationalError) or error.connection_invalidated
+    return isinstance(error, sa.exc.TimeoutError)  # no pooled connection came free

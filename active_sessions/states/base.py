@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import reflex as rx
+import sqlalchemy as sa
 from reflex.middleware import Middleware
 from sqlmodel import Session
 
 from active_sessions import auth
-from active_sessions.db import get_engine, session_scope
+from active_sessions.db import database_unavailable, get_engine, session_scope
 from active_sessions.display import DEFAULT_TIMEZONE, valid_timezone
 from active_sessions.view import InvalidView
 
@@ -173,6 +174,15 @@ def admin_only(handler):
             return result
         except AccessDenied as denied:
             return await self._deny(denied)
+        except sa.exc.SQLAlchemyError as error:
+            if not database_unavailable(error):
+                raise
+            # The live grid asks four times a second: one toast (replaced, not stacked)
+            # rather than an error each time; the next event after the outage catches up.
+            log.warning("database unavailable during %s: %s", handler.__name__, str(error).splitlines()[0])
+            return rx.toast.warning(
+                "The database is not answering; the console retries by itself.", id="database-unavailable"
+            )
         except InvalidView as invalid:
             log.warning("refused a forged view: %s", invalid)
             reset = getattr(self, "_reset_view", None)
