@@ -376,10 +376,8 @@ def apply_snapshot(
         and gateway.last_snapshot_at is not None
         and snapshot.taken_at <= gateway.last_snapshot_at
     ):
-        # Its data is older than what is shown, but the gateway did just speak: a
-        # gateway whose clock stepped back must not be taken for a silent one.
-        gateway.last_report_at = received_at
-        db.flush()
+        # A retry, a re-read of the same file or a replay: nothing changes, not even
+        # "last heard" (a status file that stopped changing is a gateway gone silent).
         result.ignored = True
         return result
 

@@ -24,7 +24,6 @@ from tests.factories import T0, clear_tables, client, make_workspace, shared_eng
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
-HOUR = timedelta(hours=1)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -177,8 +176,7 @@ def test_reapplying_the_same_snapshot_changes_nothing(db):
 
     assert result.ignored
     assert (result.started, result.ended, result.updated) == (0, 0, 0)
-    assert _without_gateways(table_rows(db)) == _without_gateways(before)
-    assert _gateway(db, "gw-eu-1").last_report_at == T0 + 30 * SECOND  # heard from, all the same
+    assert table_rows(db) == before
 
 
 def test_an_older_snapshot_is_ignored(db):
@@ -190,28 +188,8 @@ def test_an_older_snapshot_is_ignored(db):
     result = apply(db, ws, older, received_at=T0 + MINUTE)
 
     assert result.ignored
-    assert _without_gateways(table_rows(db)) == _without_gateways(before)
+    assert table_rows(db) == before
     assert active_keys(db) == {"k1", "k2"}
-
-
-def test_a_gateway_whose_clock_stepped_back_is_not_taken_for_silent(db):
-    ws = make_workspace(db)
-    apply(db, ws, snapshot("gw-eu-1", client("k1"), taken_at=T0), received_at=T0)
-    # Its clock is set back an hour: every report now looks older than the last one applied.
-    for minute in range(1, 5):
-        stepped_back = snapshot("gw-eu-1", client("k1"), taken_at=T0 - HOUR + minute * MINUTE)
-        assert apply(db, ws, stepped_back, received_at=T0 + minute * MINUTE).ignored
-
-    assert end_silent_gateways(db, now=T0 + 4 * MINUTE + 30 * SECOND) == 0
-    assert active_keys(db) == {"k1"}
-
-
-def _without_gateways(rows: dict) -> dict:
-    return {table: content for table, content in rows.items() if table != "gateway"}
-
-
-def _gateway(db: Session, name: str) -> Gateway:
-    return db.exec(select(Gateway).where(Gateway.name == name)).one()
 
 
 def test_a_newer_snapshot_ends_the_missing_sessions_and_starts_the_new_ones(db):
