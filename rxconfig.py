@@ -2,12 +2,22 @@ import os
 
 import reflex as rx
 
-from active_sessions.config import database_url
+from active_sessions.config import PROJECT_ROOT, data_dir, database_url
 
 FRONTEND_URL = os.environ.get("ACTIVE_SESSIONS_URL", "http://localhost:3000")
 # With REDIS_URL, Reflex keeps client states in Redis and runs several backend workers
 # (`make run-prod`); without it, one worker keeps them locally (`make run`).
 REDIS_URL = os.environ.get("REDIS_URL") or None
+
+# The development server restarts the backend when a file under the project changes;
+# SQLite's -wal and -shm files change with every write, so without this it would
+# restart on every report of the simulator. (Reflex ignores *.db, not its companions.)
+_WRITTEN_AT_RUN_TIME = [data_dir(), PROJECT_ROOT / "bench"]
+for _folder in _WRITTEN_AT_RUN_TIME:
+    _folder.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault(
+    "REFLEX_HOT_RELOAD_EXCLUDE_PATHS", ":".join(str(folder) for folder in _WRITTEN_AT_RUN_TIME)
+)
 
 config = rx.Config(
     app_name="active_sessions",
