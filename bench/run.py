@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run [--rebuild] [--database-url URL] [--reps N] [--only NAME ...]
                                   [--live | --skip-live] [--live-samples N]
+                                  [--datasette | --skip-datasette] [--datasette-reps N]
 
 Each measurement is a function taking the `Bench` context and returning
 figures by name; add new ones to `MEASUREMENTS` (and targets to `TARGETS`).
@@ -16,6 +17,12 @@ its own server and SQLite file) runs on SQLite passes unless `--skip-ingest`;
 until its row shows in open admin grids, in headless Chromium) runs last, on
 SQLite passes, unless `--skip-live`; `--live` runs it alone (no bench database).
 It starts the app with a database of its own, so it takes no `pg_` prefix.
+
+The side by side with Datasette (`bench/datasette.py`: the same filtered view
+and 1,000-row CSV export in both, in headless Chromium, on the same bench.db)
+runs after it on SQLite passes unless `--skip-datasette`; `--datasette` runs it
+alone against the existing bench database. It writes `datasette_*` figures,
+ours as `browser_*`, and `ratio_*` (ours / Datasette; target: p95 ratio ≤ 0.5).
 """
 
 from __future__ import annotations
@@ -63,6 +70,14 @@ class Figure:
     cpu_median_ms: float | None = None
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """Ours / Datasette (bench/datasette.py), of the medians and of the p95s; lower is better."""
+
+    median: float
+    p95: float
+
+
 # Name prefix -> p95 target in ms (the longest matching prefix wins).
 TARGETS: dict[str, float] = {
     "page_query_": 20,
@@ -71,6 +86,8 @@ TARGETS: dict[str, float] = {
     "export_xlsx_1000": 600,
     # Also live_latency_end (the longest matching prefix wins).
     "live_latency": 1000,
+    # Ours / Datasette: a Ratio's p95, not ms.
+    "ratio_": 0.5,
 }
 
 # Rates: name -> the least acceptable value (higher is better).
@@ -251,7 +268,11 @@ def _target(name: str, prefix: str) -> float | None:
     return TARGETS[max(matches, key=len)] if matches else None
 
 
-def _print_table(figures: dict[str, Figure], prefix: str) -> None:
+def _p95(figure: Figure | Ratio) -> float:
+    return figure.p95 if isinstance(figure, Ratio) else figure.p95_ms
+
+
+def _print_table(figures: dict[str, Figure | Ratio], prefix: str) -> None:
     # Other work on the machine inflates wall-clock figures; the load and the CPU column tell.
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\nload average {load} on {os.cpu_count()} cores")
@@ -260,19 +281,27 @@ def _print_table(figures: dict[str, Figure], prefix: str) -> None:
     )
     for name, figure in figures.items():
         target = _target(name, prefix)
-        verdict = "" if target is None else ("PASS" if figure.p95_ms <= target else "FAIL")
+        verdict = "" if target is None else ("PASS" if _p95(figure) <= target else "FAIL")
         target_text = "" if target is None else f"≤ {target:g}"
+        if isinstance(figure, Ratio):
+            print(
+                f"{name:<40} {figure.median:>9.2f}x {figure.p95:>9.2f}x {'':>11} {target_text:>11}  {verdict}"
+            )
+            continue
         cpu = "" if figure.cpu_median_ms is None else f"{figure.cpu_median_ms:.1f}"
         print(
             f"{name:<40} {figure.median_ms:>10.1f} {figure.p95_ms:>10.1f} {cpu:>11} {target_text:>11}  {verdict}"
         )
 
 
-def _save(figures: dict[str, Figure]) -> None:
+def _save(figures: dict[str, Figure | Ratio]) -> None:
     """Merge into results.json: other parts of the bench write their own keys."""
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name, figure in figures.items():
-        results[name] = {"median_ms": figure.median_ms, "p95_ms": figure.p95_ms}
+        if isinstance(figure, Ratio):
+            results[name] = {"median": figure.median, "p95": figure.p95}
+        else:
+            results[name] = {"median_ms": figure.median_ms, "p95_ms": figure.p95_ms}
     RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
 
 
@@ -320,8 +349,35 @@ def _rates_ok(rates: dict[str, dict[str, Any]]) -> bool:
     return all(rates[name]["value"] >= target for name, target in RATE_TARGETS.items() if name in rates)
 
 
+def measure_side_by_side(url: str, reps: int) -> dict[str, Figure | Ratio]:
+    """Our app and Datasette on the same SQLite bench database (bench/datasette.py)."""
+    from bench.datasette import measure_datasette
+
+    engine = create_db_engine(url)
+    try:
+        with Session(engine) as session:
+            workspace_id = session.exec(
+                select(Workspace.id).where(Workspace.name == generate.MAIN.name)
+            ).one()
+    finally:
+        engine.dispose()
+    result = measure_datasette(url, workspace_id, reps)
+    print(
+        f"measured datasette side by side in {result['seconds']:.1f} s ({result['samples']} repetitions), "
+        f"load average {result['load_average']}; Datasette's CSV over plain HTTP: "
+        f"{result['datasette_export_csv_1000_http']['median_ms']} ms (median)"
+    )
+    figures: dict[str, Figure | Ratio] = {}
+    for name, value in result.items():
+        if name.startswith("ratio_"):
+            figures[name] = Ratio(median=value["median"], p95=value["p95"])
+        elif name.startswith(("browser_", "datasette_")):
+            figures[name] = Figure(median_ms=value["median_ms"], p95_ms=value["p95_ms"])
+    return figures
+
+
 def _finish(
-    figures: dict[str, Figure],
+    figures: dict[str, Figure | Ratio],
     prefix: str,
     *,
     save: bool,
@@ -335,7 +391,7 @@ def _finish(
         if rates:
             _save_rates(rates)
         print(f"\nsaved to {RESULTS.relative_to(BENCH_DIR.parent)}")
-    failed = [name for name, figure in figures.items() if (t := _target(name, prefix)) and figure.p95_ms > t]
+    failed = [name for name, figure in figures.items() if (t := _target(name, prefix)) and _p95(figure) > t]
     return 1 if failed or not ok or not _rates_ok(rates or {}) else 0
 
 
@@ -375,7 +431,19 @@ def main(argv: list[str] | None = None) -> int:
     ingest = parser.add_mutually_exclusive_group()
     ingest.add_argument("--ingest", action="store_true", help="only the ingest throughput (its own server)")
     ingest.add_argument("--skip-ingest", action="store_true", help="leave out the ingest throughput")
+    side = parser.add_mutually_exclusive_group()
+    side.add_argument("--datasette", action="store_true", help="only the side by side with Datasette")
+    side.add_argument(
+        "--skip-datasette", action="store_true", help="leave out the side by side with Datasette"
+    )
+    parser.add_argument(
+        "--datasette-reps", type=int, default=20, help="Datasette side by side: repetitions (20)"
+    )
     args = parser.parse_args(argv)
+    if args.datasette:
+        url = _bench_url(args.database_url)
+        prepare(url, rebuild=False)
+        return _finish(measure_side_by_side(url, args.datasette_reps), "", save=not args.no_save)
     if args.live:
         figures, live_ok = measure_live(args.live_samples)
         return _finish(figures, "", save=not args.no_save, ok=live_ok)
@@ -393,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             ).one()
         bench = Bench(url=url, engine=engine, workspace_id=workspace_id, reps=args.reps, rng=random.Random(1))
         _sample_values(bench)
-        figures: dict[str, Figure] = {}
+        figures: dict[str, Figure | Ratio] = {}
         for measure in MEASUREMENTS:
             if args.only and measure.__name__ not in args.only:
                 continue
@@ -410,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_live and not prefix and (not args.only or "live_latency" in args.only):
         live, live_ok = measure_live(args.live_samples)
         figures.update(live)
+    if not args.skip_datasette and not prefix and (not args.only or "datasette" in args.only):
+        figures.update(measure_side_by_side(url, args.datasette_reps))
     return _finish(figures, prefix, save=not args.no_save, ok=live_ok, rates=rates)
 
 
