@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run [--rebuild] [--database-url URL] [--reps N] [--only NAME ...]
                                   [--live | --skip-live] [--live-samples N]
+                                  [--ws-load | --skip-ws-load] [--ws-load-seconds S]
                                   [--datasette | --skip-datasette] [--datasette-reps N]
 
 Each measurement is a function taking the `Bench` context and returning
@@ -17,6 +18,12 @@ its own server and SQLite file) runs on SQLite passes unless `--skip-ingest`;
 until its row shows in open admin grids, in headless Chromium) runs last, on
 SQLite passes, unless `--skip-live`; `--live` runs it alone (no bench database).
 It starts the app with a database of its own, so it takes no `pg_` prefix.
+
+The websocket load (`bench/ws_load.py`: 50 open admin consoles ticking while
+ingest runs at 500 events/s) runs on SQLite passes unless `--skip-ws-load`;
+`--ws-load` runs it alone (its own backend and SQLite database; with a
+PostgreSQL `--database-url`, a schema of its own there and `pg_` names).
+It saves the backend's CPU use as `ws_load_backend_cpu_percent` {"value": ...}.
 
 The side by side with Datasette (`bench/datasette.py`: the same filtered view
 and 1,000-row CSV export in both, in headless Chromium, on the same bench.db)
@@ -86,6 +93,7 @@ TARGETS: dict[str, float] = {
     "export_xlsx_1000": 600,
     # Also live_latency_end (the longest matching prefix wins).
     "live_latency": 1000,
+    "ws_load_tick_round_trip": 250,
     # Ours / Datasette: a Ratio's p95, not ms.
     "ratio_": 0.5,
 }
@@ -339,6 +347,29 @@ def measure_ingest_rate() -> dict[str, dict[str, Any]]:
     return rates
 
 
+def measure_ws_load(
+    seconds: float, database_url: str | None = None
+) -> tuple[dict[str, Figure], dict[str, dict[str, Any]], bool]:
+    """50 open consoles under ingest (bench/ws_load.py, its own backend and database): the time
+    figures, the backend's CPU use (saved as a value), and whether its checks held."""
+    from bench.ws_load import measure_ws_load as measure
+
+    prefix = "pg_" if database_url else ""
+    result = measure(seconds=seconds, database_url=database_url)
+    print(
+        f"measured ws_load in {result['seconds']:.1f} s: {result['clients']} clients, "
+        f"ingest {result['ingest_events_per_s']:g} of {result['ingest_target_per_s']:g} events/s, "
+        f"backend CPU {result['ws_load_backend_cpu_percent']['value']}% of a core, "
+        f"probes missed {result['ws_load_ingest_to_client']['missed']}, load average {result['load_average']}"
+    )
+    figures = {
+        prefix + name: Figure(median_ms=result[name]["median_ms"], p95_ms=result[name]["p95_ms"])
+        for name in ("ws_load_tick_round_trip", "ws_load_ingest_to_client")
+    }
+    cpu = {prefix + "ws_load_backend_cpu_percent": result["ws_load_backend_cpu_percent"]}
+    return figures, cpu, not result["round_trips_unanswered"] and not result["ingest_failures"]
+
+
 def _save_rates(rates: dict[str, dict[str, Any]]) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(rates)
@@ -431,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     ingest = parser.add_mutually_exclusive_group()
     ingest.add_argument("--ingest", action="store_true", help="only the ingest throughput (its own server)")
     ingest.add_argument("--skip-ingest", action="store_true", help="leave out the ingest throughput")
+    ws_load = parser.add_mutually_exclusive_group()
+    ws_load.add_argument("--ws-load", action="store_true", help="only the websocket load (50 consoles)")
+    ws_load.add_argument("--skip-ws-load", action="store_true", help="leave out the websocket load")
+    parser.add_argument("--ws-load-seconds", type=float, default=60, help="websocket load: window (60 s)")
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--datasette", action="store_true", help="only the side by side with Datasette")
     side.add_argument(
@@ -447,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         figures, live_ok = measure_live(args.live_samples)
         return _finish(figures, "", save=not args.no_save, ok=live_ok)
+    if args.ws_load:
+        pg_url = None if args.database_url == DEFAULT_URL else args.database_url
+        figures, cpu, ws_ok = measure_ws_load(args.ws_load_seconds, pg_url)
+        return _finish(figures, "pg_" if pg_url else "", save=not args.no_save, ok=ws_ok, rates=cpu)
     if args.ingest:
         return _finish({}, "", save=not args.no_save, rates=measure_ingest_rate())
 
@@ -480,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(live)
     if not args.skip_datasette and not prefix and (not args.only or "datasette" in args.only):
         figures.update(measure_side_by_side(url, args.datasette_reps))
+    if not args.skip_ws_load and not prefix and (not args.only or "ws_load" in args.only):
+        found, cpu, ws_ok = measure_ws_load(args.ws_load_seconds)
+        figures.update(found)
+        rates, live_ok = {**(rates or {}), **cpu}, live_ok and ws_ok
     return _finish(figures, prefix, save=not args.no_save, ok=live_ok, rates=rates)
 
 

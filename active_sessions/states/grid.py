@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import reflex as rx
@@ -10,6 +12,7 @@ import reflex as rx
 from active_sessions import queries
 from active_sessions.display import format_time, now_utc, seconds_between
 from active_sessions.export import format_duration
+from active_sessions.page_cache import PageCache
 from active_sessions.states.base import admin_only, read_session
 from active_sessions.states.view import ViewState
 
@@ -19,6 +22,32 @@ from active_sessions.states.view import ViewState
 TICK_MS = 250
 # Reload the page at least this often even without a change.
 REFRESH_SECONDS = 2.0
+# Pages read in this process, by (workspace, change version, view): the open tabs that
+# show the same view share one query per version (bench/ws_load.py). An entry serves for
+# at most a second, so the reload without a change still reads the database.
+PAGE_CACHE: PageCache[SharedPage] = PageCache(maxsize=256, max_age=1.0)
+# While sessions change, a tick asks the facet counts to refresh (when due) at most this
+# often: each ask is an event of its own, and the counts refresh only every few seconds.
+FACET_ASK_SECONDS = 2.0
+# The change counter, read once for every tab of a workspace within this long (a change
+# shows at most this much later): 50 tabs ticking make 200 reads a second otherwise.
+VERSION_READ_SECONDS = 0.1
+# workspace id -> (when read, version), in this process.
+_versions: dict[int, tuple[float, int]] = {}
+_versions_lock = threading.Lock()
+
+
+def _change_version(workspace_id: int) -> int:
+    now = time.monotonic()
+    with _versions_lock:
+        cached = _versions.get(workspace_id)
+    if cached is not None and now - cached[0] < VERSION_READ_SECONDS:
+        return cached[1]
+    with read_session() as session:
+        version = queries.change_version(session=session, workspace_id=workspace_id)
+    with _versions_lock:
+        _versions[workspace_id] = (now, version)
+    return version
 
 
 def display_row(row: dict, timezone: str) -> dict[str, str]:
@@ -41,6 +70,20 @@ def display_row(row: dict, timezone: str) -> dict[str, str]:
     }
 
 
+@dataclass
+class SharedPage:
+    """A page read once for the tabs that show it, and its rows as shown in each time zone."""
+
+    page: queries.Page
+    shown: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def rows_in(self, timezone: str) -> list[dict[str, str]]:
+        rows = self.shown.get(timezone)
+        if rows is None:
+            rows = self.shown[timezone] = [display_row(row, timezone) for row in self.page.rows]
+        return rows
+
+
 class GridState(ViewState):
     rows: list[dict[str, str]] = []
     durations: list[str] = []
@@ -51,6 +94,8 @@ class GridState(ViewState):
     _started: list[datetime] = []
     _version: int = -1
     _refreshed_at: float = 0.0
+    # When a tick last asked the facet counts to refresh.
+    _facets_asked_at: float = 0.0
 
     @rx.var
     def page_count(self) -> int:
@@ -61,27 +106,43 @@ class GridState(ViewState):
         self._version = -1
         self.loading = True
 
+    @staticmethod
+    def _read_page(workspace_id: int, version: int, view) -> SharedPage:
+        """The view's page at this version: shared with the tabs that read it already."""
+
+        def read() -> SharedPage:
+            with read_session() as session:
+                page = queries.active_sessions_page(session=session, workspace_id=workspace_id, view=view)
+            return SharedPage(page)
+
+        return PAGE_CACHE.get_or_load(workspace_id, version, view, read)
+
     def _load(self, workspace_id: int, version: int) -> None:
         view = self._current_view()
-        with read_session() as session:
-            page = queries.active_sessions_page(session=session, workspace_id=workspace_id, view=view)
-            if not page.rows and view.page > 0 and page.total:
-                # The page emptied under the admin (sessions ended): show the last page instead.
-                self.page = max(0, -(-page.total // view.page_size) - 1)
-                page = queries.active_sessions_page(
-                    session=session, workspace_id=workspace_id, view=self._current_view()
-                )
+        shared = self._read_page(workspace_id, version, view)
+        if not shared.page.rows and view.page > 0 and shared.page.total:
+            # The page emptied under the admin (sessions ended): show the last page instead.
+            self.page = max(0, -(-shared.page.total // view.page_size) - 1)
+            shared = self._read_page(workspace_id, version, self._current_view())
+        page = shared.page
         self._version = version
-        self.rows = [display_row(row, self.timezone) for row in page.rows]
-        self._started = [row["started_at"] for row in page.rows]
-        self.total = page.total
-        self.loading = False
+        # Assign only what changed: every assignment is sent to the browser.
+        rows = shared.rows_in(self.timezone)
+        if rows != self.rows:
+            # Shared with other tabs: each gets its own list (nothing changes the rows in place).
+            self.rows = list(rows)
+        started = [row["started_at"] for row in page.rows]
+        if started != self._started:
+            self._started = started
+        if page.total != self.total:
+            self.total = page.total
+        if self.loading:
+            self.loading = False
         self._refreshed_at = time.monotonic()
         self._update_clock()
 
     def _current_version(self, workspace_id: int) -> int:
-        with read_session() as session:
-            return queries.change_version(session=session, workspace_id=workspace_id)
+        return _change_version(workspace_id)
 
     def _update_clock(self) -> None:
         # Assign only what changed: every assignment is sent to the browser.
@@ -112,10 +173,11 @@ class GridState(ViewState):
         changed = version != self._version
         if changed or time.monotonic() - self._refreshed_at >= REFRESH_SECONDS:
             self._load(workspace_id, version)
-            if changed:
-                # Imported here: the facet state imports this module's parent state.
-                from active_sessions.states.facets import FacetState
+            # Imported here: the facet state imports this module's parent state.
+            from active_sessions.states.facets import FacetState
 
+            if changed and time.monotonic() - self._facets_asked_at >= FACET_ASK_SECONDS:
+                self._facets_asked_at = time.monotonic()
                 return FacetState.refresh_if_due
             return None
         self._update_clock()
