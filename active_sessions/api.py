@@ -197,12 +197,13 @@ def _openapi_of(app: FastAPI) -> dict:
 
 
 def create_api() -> FastAPI:
-    """The backend's HTTP endpoints: the ingest API and the sign-in form's.
+    """The backend's HTTP endpoints: the ingest API, the sign-in form's and the export's.
 
     A new app each time: Reflex adds its CORS middleware to the app it is given,
     which Starlette refuses once that app has served a request (as the tests' do).
     """
     from active_sessions.auth_api import router as auth_router
+    from active_sessions.export_api import router as export_router
 
     app = FastAPI(
         title="Active Sessions ingest API",
@@ -216,6 +217,7 @@ def create_api() -> FastAPI:
     app.add_exception_handler(sa.exc.SQLAlchemyError, _database_error)
     app.include_router(router)
     app.include_router(auth_router)
+    app.include_router(export_router)
     app.openapi = lambda: _openapi_of(app)
     return app
 

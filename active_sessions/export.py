@@ -70,7 +70,7 @@ def export_sessions(
     `now` is the moment durations are measured to; `tz` the admin's time zone.
     """
     _check_format(fmt)
-    _check_columns(columns)
+    check_columns(columns)
     _check_aware(now)
     frame = _sessions_frame(rows, columns, now=now, tz=tz)
     if fmt == "csv":
@@ -83,7 +83,7 @@ def _check_format(fmt: str) -> None:
         raise ValueError(f"unknown export format {fmt!r}: expected one of {EXPORT_FORMATS}")
 
 
-def _check_columns(columns: Sequence[str]) -> None:
+def check_columns(columns: Sequence[str]) -> None:
     if not columns:
         raise ValueError("no columns to export")
     unknown = [key for key in columns if key not in COLUMNS_BY_KEY]
@@ -131,12 +131,17 @@ def _sessions_frame(
 
 def _text_column(values: Iterable[Any]) -> pd.Series:
     """A text column (None stays missing) with formula-like cells neutralised."""
-    text = pd.Series(list(values), dtype="str")
+    # Cell by cell in plain Python: a thousand rows take a tenth of pandas' string
+    # methods' time, which an export paid twelve times over.
+    return pd.Series([None if value is None else _safe_text(str(value)) for value in values], dtype="str")
+
+
+def _safe_text(text: str) -> str:
     # XLSX cannot hold these control characters; drop them in both formats so the
     # files agree, and before the check so none can hide a leading "=".
-    text = text.str.replace(ILLEGAL_CHARACTERS_RE, "", regex=True)
-    looks_like_formula = text.str.startswith(FORMULA_TRIGGERS, na=False)
-    return text.mask(looks_like_formula, "'" + text)
+    if ILLEGAL_CHARACTERS_RE.search(text):
+        text = ILLEGAL_CHARACTERS_RE.sub("", text)
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
 def _to_csv(frame: pd.DataFrame) -> bytes:

@@ -18,6 +18,8 @@ MAX_FILTER_VALUE_LENGTH = 200
 MAX_PAGE = 1_000_000
 # Ids are 32-bit integers on PostgreSQL: a larger one exists nowhere and fails there.
 MAX_MEMBER_ID = 2**31 - 1
+# The URL parameters of a view: one per filter, the search, the sort and the page.
+VIEW_PARAMS = (*FILTER_KEYS, "q", "sort", "page", "size")
 
 
 class InvalidView(ValueError):
@@ -97,8 +99,16 @@ class SessionView:
         return params
 
     @classmethod
-    def from_query_params(cls, params: Mapping[str, str]) -> SessionView:
-        """Read a view from URL parameters; unknown or broken parts fall back to defaults."""
+    def from_query_params(cls, params: Mapping[str, str], *, strict: bool = False) -> SessionView:
+        """Read a view from URL parameters. Unknown or broken parts fall back to defaults
+        (a bookmark typed by hand still opens), or with `strict` raise InvalidView."""
+
+        def refuse(problem: str) -> None:
+            if strict:
+                raise InvalidView(problem)
+
+        if strict and (unknown := sorted(set(params) - set(VIEW_PARAMS))):
+            refuse(f"unknown parameters {unknown}")
         filters = {}
         for key in FILTER_KEYS:
             raw = params.get(key)
@@ -106,20 +116,26 @@ class SessionView:
                 values = tuple(value for value in _split_values(raw) if value)
                 try:
                     filters[key] = _clean_values(key, values)
-                except InvalidView:
-                    continue
+                except InvalidView as invalid:
+                    refuse(str(invalid))
+            elif raw is not None:
+                refuse(f"filter {key!r}: bad value {raw!r}")
         search = params.get("q") or ""
         if not _is_text(search, MAX_SEARCH_LENGTH):
+            refuse(f"search must be text of at most {MAX_SEARCH_LENGTH} characters")
             search = ""
         sort_param = params.get("sort")
         if not isinstance(sort_param, str) or not sort_param:  # e.g. a list: `?sort=a&sort=b`
+            if sort_param is not None:
+                refuse(f"bad sort {sort_param!r}")
             sort_param = f"-{DEFAULT_SORT}"
         descending = sort_param.startswith("-")
         sort = sort_param.lstrip("-")
         if sort not in COLUMNS_BY_KEY:
+            refuse(f"unknown sort column {sort!r}")
             sort, descending = DEFAULT_SORT, True
-        page = _int_param(params.get("page"), default=1, allowed=range(1, MAX_PAGE + 1)) - 1
-        page_size = _int_param(params.get("size"), default=50, allowed=PAGE_SIZES)
+        page = _int_param(params.get("page"), default=1, allowed=range(1, MAX_PAGE + 1), refuse=refuse) - 1
+        page_size = _int_param(params.get("size"), default=50, allowed=PAGE_SIZES, refuse=refuse)
         return cls(
             filters=filters,
             search=search,
@@ -130,10 +146,12 @@ class SessionView:
         )
 
 
-def _int_param(raw, *, default: int, allowed) -> int:
+def _int_param(raw, *, default: int, allowed, refuse) -> int:
     # ASCII digits only ('²'.isdigit() is true), and few enough for int() to take.
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20 and int(raw) in allowed:
         return int(raw)
+    if raw is not None:
+        refuse(f"bad number {raw!r}")
     return default
 
 

@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import reflex as rx
-from reflex_base.utils.imports import ImportVar
-from reflex_base.vars.base import VarData
 
-
-def _backend_path(path: str) -> rx.Var:
-    """An absolute URL on the backend, worked out in the browser (ports differ in development)."""
-    return rx.Var(
-        _js_expr=f'(getBackendURL(env.UPLOAD).origin + "{path}")',
-        _var_type=str,
-        _var_data=VarData(
-            imports={
-                "$/utils/state": [ImportVar(tag="getBackendURL")],
-                "$/env.json": [ImportVar(tag="env", is_default=True)],
-            }
-        ),
-    )
+from active_sessions.components.common import backend_url
 
 
 def sign_in_form(next_path, failed, signed_out) -> rx.Component:
@@ -55,7 +41,7 @@ def sign_in_form(next_path, failed, signed_out) -> rx.Component:
             spacing="3",
             width="22em",
         ),
-        action=_backend_path("/auth/login"),
+        action=backend_url("/auth/login"),
         method="post",
         # A native post: without this, Reflex's form handler calls preventDefault().
         on_submit=None,
@@ -67,7 +53,7 @@ def sign_out_button() -> rx.Component:
         rx.button(
             rx.icon("log-out", size=16), "Sign out", variant="ghost", type="submit", data_testid="sign-out"
         ),
-        action=_backend_path("/auth/logout"),
+        action=backend_url("/auth/logout"),
         method="post",
         on_submit=None,  # a native post (see sign_in_form)
     )

@@ -1,8 +1,10 @@
-"""Pieces the grids share: the page controls and a checkbox option with its count."""
+"""Pieces the pages share: the page controls, a checkbox option with its count, backend URLs."""
 
 from __future__ import annotations
 
 import reflex as rx
+from reflex_base.utils.imports import ImportVar
+from reflex_base.vars.base import VarData
 
 from active_sessions.columns import PAGE_SIZES
 
@@ -54,4 +56,18 @@ def page_controls(*, page, page_count, page_size, go_to_page, set_page_size) -> 
         ),
         align="center",
         spacing="2",
+    )
+
+
+def backend_url(path: str) -> rx.Var:
+    """An absolute URL on the backend, worked out in the browser (ports differ in development)."""
+    return rx.Var(
+        _js_expr=f'(getBackendURL(env.UPLOAD).origin + "{path}")',
+        _var_type=str,
+        _var_data=VarData(
+            imports={
+                "$/utils/state": [ImportVar(tag="getBackendURL")],
+                "$/env.json": [ImportVar(tag="env", is_default=True)],
+            }
+        ),
     )

@@ -45,6 +45,8 @@ from reflex_base.utils.format import json_dumps
 from sqlmodel import Session, select
 
 from active_sessions import auth
+from active_sessions.columns import COLUMN_KEYS
+from active_sessions.export_api import ExportRequest
 from active_sessions.models import LoginSession, utcnow
 from active_sessions.states.audit import AuditState
 from active_sessions.states.base import BaseState
@@ -404,6 +406,26 @@ def downloads(updates: Iterable[Update]) -> list[dict[str, Any]]:
     return [event for update in updates for event in update.events if event.get("name") == "_download"]
 
 
+# The export handler's script: `new URL("<path>", <the backend's root>)`.
+EXPORT_SCRIPT = re.compile(r'new URL\(("(?:[^"\\]|\\.)*")')
+
+
+def export_paths(updates: Iterable[Update]) -> list[str]:
+    """The export URLs the export handler sent the browser to."""
+    return [
+        json.loads(match.group(1))
+        for update in updates
+        for event in update.events
+        if event.get("name") == "_call_script"
+        and (match := EXPORT_SCRIPT.search(str(event.get("payload", {}).get("javascript_code", ""))))
+    ]
+
+
+def fetch_export(ws: ReflexClient, path: str) -> httpx.Response:
+    """The export at `path`, asked for with the client's cookies, as its browser would."""
+    return httpx.get(ws.backend_url + path, headers={"Cookie": ws.cookie} if ws.cookie else {}, timeout=60)
+
+
 def assert_nothing_leaked(ws: ReflexClient, who: Who, data: ConsoleData, updates: list[Update]) -> None:
     SENT.setdefault(who.label, set()).update(ws.sent_strings)
     needles = forbidden_for(who, data)
@@ -421,6 +443,7 @@ def assert_nothing_leaked(ws: ReflexClient, who: Who, data: ConsoleData, updates
         changed = non_default_vars(updates, default_state())
         assert not changed, f"{who.label} received data: {changed[:20]}"
         assert not downloads(updates), f"{who.label} received a download"
+        assert not export_paths(updates), f"{who.label} was sent to an export"
 
 
 def expect_refused(ws: ReflexClient, who: Who, updates: list[Update], what: str) -> None:
@@ -510,8 +533,11 @@ def check_admin_sees_own_workspace(ws: ReflexClient, who: Who, data: ConsoleData
     ws.call(f"{FacetState.get_full_name()}.set_member_search", {"text": mine.marker.member_email})
     assert len(facet_values(ws, "member")) == 1
 
-    # The export holds the workspace's sessions.
-    table = csv_of(ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"}))
+    # The export (the handler sends the browser to its URL) holds the workspace's sessions.
+    (path,) = export_paths(ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"}))
+    response = fetch_export(ws, path)
+    assert response.status_code == 200, response.text
+    table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
     assert len(table) - 1 == mine.count()
     assert any(mine.marker.member in line[0] for line in table[1:])
 
@@ -676,6 +702,19 @@ def test_every_handler_of_every_state_for_every_identity(
                     expect_refused(ws, who, updates, f"{handler.full_name}({payload!r:.100})")
         else:
             assert not ws.redirects(), f"{who.label} was sent away: {ws.redirects()[:3]}"
+
+        # The export over HTTP, whatever its URL asks for: the plain view, and one filtered on
+        # the other workspace's gateway.
+        for view in (SessionView(), SessionView(filters={"gateway": (target.marker.gateway,)})):
+            response = fetch_export(ws, ExportRequest("csv", view, COLUMN_KEYS, "UTC").path())
+            found = forbidden_for(who, console_data).found(response.text)
+            assert not found, f"{who.label} exported names it must not see: {found}"
+            if who.admin_of is None:
+                assert response.status_code in (401, 403), (who.label, response.status_code)
+            else:
+                assert response.status_code == 200, response.text
+                expected = "0" if view.filters else str(who.admin_of.count())
+                assert response.headers["x-matching-sessions"] == expected
 
         # The prod build answers a failing call with a bare message.
         assert PROD_ERROR in "".join(update.text() for update in ws.updates)
