@@ -129,6 +129,19 @@ def record(
     )
 
 
+def record_export(db: Session, admin: Identity, *, address: str | None, details: dict) -> None:
+    """The admin's export in the audit log: who, from where, what."""
+    record(
+        db,
+        action=AuditAction.EXPORT,
+        actor=admin.email,
+        workspace_id=admin.workspace_id,
+        member_id=admin.member_id,
+        address=address,
+        details=details,
+    )
+
+
 @lru_cache(maxsize=1)
 def _limiter() -> strategies.MovingWindowRateLimiter:
     # Shared by all workers through Redis when there is one.

@@ -105,12 +105,9 @@ def _export(request: ExportRequest, token: str | None, address: str | None) -> t
         data = export_sessions(
             page.rows, request.columns, fmt=request.fmt, now=now, tz=zone(request.timezone)
         )
-        auth.record(
+        auth.record_export(
             db,
-            action=auth.AuditAction.EXPORT,
-            actor=identity.email,
-            workspace_id=identity.workspace_id,
-            member_id=identity.member_id,
+            identity,
             address=address,
             details=audit_details(request, rows=len(page.rows), matching=page.total),
         )

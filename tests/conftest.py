@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from sqlmodel import Session, SQLModel
 
 import active_sessions.models  # noqa: F401  (registers the tables)
+from active_sessions import auth
 from active_sessions.db import create_db_engine
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -67,3 +69,21 @@ def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:
 def db(engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@pytest.fixture
+def fast_hasher(monkeypatch) -> PasswordHasher:
+    """Argon2 at its cheapest: the tests sign in often, and the parameters are not under test."""
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(auth, "_hasher", fast)
+    monkeypatch.setattr(auth, "_DUMMY_HASH", fast.hash("not anybody's password"))
+    return fast
+
+
+@pytest.fixture
+def fresh_limiter(monkeypatch) -> Iterator[None]:
+    """Empty in-memory sign-in rate limits for the test (none shared through Redis)."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    auth._limiter.cache_clear()
+    yield
+    auth._limiter.cache_clear()

@@ -30,6 +30,8 @@ REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 REAL_HASHER = auth._hasher
 REAL_DUMMY_HASH = auth._DUMMY_HASH
 
+pytestmark = pytest.mark.usefixtures("fresh_limiter")
+
 
 class CountingHasher:
     """A cheap Argon2id hasher that remembers which hashes it verified against."""
@@ -52,15 +54,6 @@ def hasher(monkeypatch) -> CountingHasher:
     monkeypatch.setattr(auth, "_hasher", fast)
     monkeypatch.setattr(auth, "_DUMMY_HASH", fast.hash("not anybody's password"))
     return fast
-
-
-@pytest.fixture(autouse=True)
-def _fresh_limiter(monkeypatch):
-    """Each test starts with empty in-memory rate limits."""
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    auth._limiter.cache_clear()
-    yield
-    auth._limiter.cache_clear()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -26,27 +25,14 @@ PASSWORD = "correct horse battery staple"
 ADMIN = "admin@acme.example"
 MEMBER = "member@acme.example"
 
+pytestmark = pytest.mark.usefixtures("fast_hasher", "fresh_limiter")
+
 
 @dataclass(frozen=True)
 class Accounts:
     engine: sa.Engine
     acme: int
     gateway_token: str
-
-
-@pytest.fixture(autouse=True)
-def _fast_hasher(monkeypatch):
-    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", fast)
-    monkeypatch.setattr(auth, "_DUMMY_HASH", fast.hash("not anybody's password"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_limiter(monkeypatch):
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    auth._limiter.cache_clear()
-    yield
-    auth._limiter.cache_clear()
 
 
 @pytest.fixture

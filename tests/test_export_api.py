@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl, urlsplit
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -35,6 +34,8 @@ ACME_ADMIN, ACME_MEMBER, GLOBEX_ADMIN = "admin@acme.example", "member@acme.examp
 ACME_MEMBERS = ("Zoë Åström", '=HYPERLINK("http://evil.example")', "Ada Lovelace")
 GLOBEX_MEMBERS = ("Grace Hopper", "Hedy Lamarr")
 
+pytestmark = pytest.mark.usefixtures("fast_hasher", "fresh_limiter")
+
 
 @dataclass(frozen=True)
 class Exports:
@@ -43,13 +44,6 @@ class Exports:
     globex: int
     cookies: dict[str, str]  # sign-in cookie by account email
     gateway_token: str
-
-
-@pytest.fixture(autouse=True)
-def _fast_hasher(monkeypatch):
-    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", fast)
-    monkeypatch.setattr(auth, "_DUMMY_HASH", fast.hash("not anybody's password"))
 
 
 def _sessions(workspace_gateway: str, members: tuple[str, ...]):
@@ -74,8 +68,6 @@ def _sessions(workspace_gateway: str, members: tuple[str, ...]):
 def exports(tmp_path, monkeypatch) -> Exports:
     """Two workspaces with sessions, their admins, a member and a gateway token."""
     monkeypatch.chdir(PROJECT_ROOT)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    auth._limiter.cache_clear()
     url = f"sqlite:///{tmp_path / f'export-{uuid.uuid4().hex}.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     get_engine.cache_clear()
@@ -103,7 +95,6 @@ def exports(tmp_path, monkeypatch) -> Exports:
     yield Exports(engine, acme, globex, cookies, gateway_token)
     engine.dispose()
     get_engine.cache_clear()
-    auth._limiter.cache_clear()
 
 
 @pytest.fixture

@@ -77,15 +77,7 @@ class BaseState(rx.State):
     def _audit_export(self, admin: auth.Identity, details: dict) -> None:
         """Write the admin's export to the audit log: who, from where, what."""
         with session_scope() as db:
-            auth.record(
-                db,
-                action=auth.AuditAction.EXPORT,
-                actor=admin.email,
-                workspace_id=admin.workspace_id,
-                member_id=admin.member_id,
-                address=self._client_address(),
-                details=details,
-            )
+            auth.record_export(db, admin, address=self._client_address(), details=details)
 
     def _set_timezone(self, name: str) -> None:
         self.timezone = valid_timezone(name) or DEFAULT_TIMEZONE
