@@ -35,7 +35,9 @@ ours as `browser_*`, and `ratio_*` (ours / Datasette; target: p95 ratio ≤ 0.5)
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -45,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -58,6 +60,8 @@ from active_sessions.export import export_sessions
 from active_sessions.models import SessionGateway, Workspace
 from active_sessions.view import SessionView
 from bench import generate
+
+T = TypeVar("T")
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_URL = f"sqlite:///{BENCH_DIR / 'bench.db'}"
@@ -402,9 +406,17 @@ def measure_side_by_side(url: str, reps: int) -> dict[str, Figure | Ratio]:
     for name, value in result.items():
         if name.startswith("ratio_"):
             figures[name] = Ratio(median=value["median"], p95=value["p95"])
-        elif name.startswith(("browser_", "datasette_")):
+        elif name.startswith(("browser_", "http_", "datasette_")):
             figures[name] = Figure(median_ms=value["median_ms"], p95_ms=value["p95_ms"])
     return figures
+
+
+def _in_own_process(measure: Callable[..., T], *args: Any) -> T:
+    """Run a measurement that builds and starts the app in a fresh process: a second
+    production build in one process fails (Reflex's state registry of the first one)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(measure, *args).result()
 
 
 def _finish(
@@ -515,10 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         rates = measure_ingest_rate()
     live_ok = True
     if not args.skip_live and not prefix and (not args.only or "live_latency" in args.only):
-        live, live_ok = measure_live(args.live_samples)
+        live, live_ok = _in_own_process(measure_live, args.live_samples)
         figures.update(live)
     if not args.skip_datasette and not prefix and (not args.only or "datasette" in args.only):
-        figures.update(measure_side_by_side(url, args.datasette_reps))
+        figures.update(_in_own_process(measure_side_by_side, url, args.datasette_reps))
     if not args.skip_ws_load and not prefix and (not args.only or "ws_load" in args.only):
         found, cpu, ws_ok = measure_ws_load(args.ws_load_seconds)
         figures.update(found)
