@@ -13,7 +13,9 @@ from sqlmodel import Session, SQLModel
 
 import active_sessions.models  # noqa: F401  (registers the tables)
 from active_sessions import auth
-from active_sessions.db import create_db_engine
+from active_sessions.config import PROJECT_ROOT
+from active_sessions.db import create_db_engine, migrate
+from tests.cli_helpers import use_tmp_database
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -87,3 +89,13 @@ def fresh_limiter(monkeypatch) -> Iterator[None]:
     auth._limiter.cache_clear()
     yield
     auth._limiter.cache_clear()
+
+
+@pytest.fixture
+def app_database(tmp_path, monkeypatch) -> Iterator[sa.Engine]:
+    """The app's own database, named by `DATABASE_URL` as the app reads it: a new SQLite
+    file, migrated. Yields an engine on it."""
+    monkeypatch.chdir(PROJECT_ROOT)  # reflex reads rxconfig.py from the working directory
+    for engine in use_tmp_database(tmp_path, monkeypatch):
+        migrate(engine.url.render_as_string(hide_password=False))
+        yield engine

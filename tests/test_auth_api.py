@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from types import SimpleNamespace
@@ -14,8 +13,7 @@ from sqlmodel import Session, select
 
 from active_sessions import auth, tokens
 from active_sessions.api import api
-from active_sessions.config import PROJECT_ROOT
-from active_sessions.db import get_engine, migrate, session_scope
+from active_sessions.db import session_scope
 from active_sessions.models import AuditEntry, IngestEvent, LoginSession, Role
 from active_sessions.states.base import AccessDenied, BaseState
 from tests.factories import make_workspace
@@ -36,23 +34,14 @@ class Accounts:
 
 
 @pytest.fixture
-def accounts(tmp_path, monkeypatch) -> Accounts:
-    """A migrated SQLite file as the app's database, with an admin, a member and a gateway token."""
-    monkeypatch.chdir(PROJECT_ROOT)  # reflex reads rxconfig.py from the working directory
-    url = f"sqlite:///{tmp_path / f'auth-{uuid.uuid4().hex}.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("ACTIVE_SESSIONS_DATA_DIR", str(tmp_path / "data"))
-    get_engine.cache_clear()
-    migrate(url)
-    engine = get_engine(url)
-    with session_scope(url) as db:
+def accounts(app_database) -> Accounts:
+    """The app's database with an admin, a member and a gateway token."""
+    with session_scope() as db:
         acme = make_workspace(db, "Acme")
         auth.create_account(db, workspace_id=acme, email=ADMIN, password=PASSWORD)
         auth.create_account(db, workspace_id=acme, email=MEMBER, password=PASSWORD, role=Role.MEMBER)
         gateway_token = tokens.create_token(db, workspace_id=acme, gateway="gw-eu-1")
-    yield Accounts(engine, acme, gateway_token)
-    engine.dispose()
-    get_engine.cache_clear()
+    return Accounts(app_database, acme, gateway_token)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
@@ -19,8 +18,7 @@ from sqlmodel import Session, select
 from active_sessions import auth, queries, reconcile, tokens
 from active_sessions.api import create_api
 from active_sessions.columns import COLUMN_KEYS
-from active_sessions.config import PROJECT_ROOT
-from active_sessions.db import get_engine, migrate, session_scope
+from active_sessions.db import session_scope
 from active_sessions.export import DURATION_SECONDS_LABEL
 from active_sessions.export_api import ExportRequest, parse_export_request
 from active_sessions.models import AuditEntry, Role
@@ -65,14 +63,9 @@ def _sessions(workspace_gateway: str, members: tuple[str, ...]):
 
 
 @pytest.fixture
-def exports(tmp_path, monkeypatch) -> Exports:
-    """Two workspaces with sessions, their admins, a member and a gateway token."""
-    monkeypatch.chdir(PROJECT_ROOT)
-    url = f"sqlite:///{tmp_path / f'export-{uuid.uuid4().hex}.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    get_engine.cache_clear()
-    migrate(url)
-    with session_scope(url) as db:
+def exports(app_database) -> Exports:
+    """The app's database: two workspaces with sessions, their admins, a member and a gateway token."""
+    with session_scope() as db:
         acme, globex = make_workspace(db, "Acme"), make_workspace(db, "Globex")
         for workspace_id, email, role in (
             (acme, ACME_ADMIN, Role.ADMIN),
@@ -89,12 +82,9 @@ def exports(tmp_path, monkeypatch) -> Exports:
         gateway_token = tokens.create_token(db, workspace_id=acme, gateway="acme-gw")
     cookies = {}
     for email in (ACME_ADMIN, ACME_MEMBER, GLOBEX_ADMIN):
-        with session_scope(url) as db:
+        with session_scope() as db:
             cookies[email] = auth.sign_in(db, email=email, password=PASSWORD, address="198.51.100.9")
-    engine = get_engine(url)
-    yield Exports(engine, acme, globex, cookies, gateway_token)
-    engine.dispose()
-    get_engine.cache_clear()
+    return Exports(app_database, acme, globex, cookies, gateway_token)
 
 
 @pytest.fixture
