@@ -8,7 +8,7 @@ Filtering, sorting, counting and paging all happen in SQL.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -372,37 +372,42 @@ def count_active_sessions(*, session: Session, workspace_id: int, view: SessionV
 
 # From this offset on, a page on PostgreSQL is found as ids first (see `_sorted_rows`).
 DEEP_OFFSET = 1000
+# From this offset on, a page nearer the end than the start is walked from the end.
+REVERSE_OFFSET = 1000
 
 
 def _sorted_rows(
-    session: Session, workspace_id: int, view: SessionView, *, limit: int, offset: int
+    session: Session, workspace_id: int, view: SessionView, *, limit: int, offset: int, total: int
 ) -> list[dict[str, Any]]:
+    """`limit` rows from `offset` in the view's order, of the `total` that match."""
     # Each sort column's partial index carries every filter column, so this walks
     # one index in order, skipping non-matching and offset rows inside it; the
     # table is read for the rows returned (and, with a search, for the search
     # text of the rows that pass the filters).
     conditions = _view_conditions(workspace_id, view)
+    order = _order_by(view)
+    reverse = offset >= REVERSE_OFFSET and total - offset - limit < offset
+    if reverse:
+        # A page in the second half: the same rows are fewer index entries away from the
+        # end, walked in the opposite order (the exact mirror, ties and NULLs included).
+        limit, offset = min(limit, total - offset), max(0, total - offset - limit)
+        order = _order_by(replace(view, descending=not view.descending))
     if offset >= DEEP_OFFSET and session.get_bind().dialect.name == "postgresql":
         # A deep page: its ids from the index alone, then those rows. PostgreSQL
         # would otherwise read and sort every matching row in full to skip them;
         # SQLite skips inside the index already, and the second query costs it more.
         ids = list(
             session.exec(
-                select(VpnSession.id)
-                .where(*conditions)
-                .order_by(*_order_by(view))
-                .limit(limit)
-                .offset(offset)
+                select(VpnSession.id).where(*conditions).order_by(*order).limit(limit).offset(offset)
             )
         )
         if not ids:
             return []
         conditions = [*_active(workspace_id), col(VpnSession.id).in_(ids)]
         offset = 0
-    statement = (
-        select(*_ROW_COLUMNS).where(*conditions).order_by(*_order_by(view)).limit(limit).offset(offset)
-    )
-    return [_row(record) for record in session.exec(statement)]
+    statement = select(*_ROW_COLUMNS).where(*conditions).order_by(*order).limit(limit).offset(offset)
+    rows = [_row(record) for record in session.exec(statement)]
+    return rows[::-1] if reverse else rows
 
 
 # A search (without filters) matching at most this many sessions is paged from its ids.
@@ -465,7 +470,11 @@ def _page(session: Session, workspace_id: int, view: SessionView, *, limit: int,
     else:
         total = _count(session, workspace_id, view)
     # Past the end (or nothing matches) there is nothing to walk for.
-    rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=offset) if offset < total else []
+    rows = (
+        _sorted_rows(session, workspace_id, view, limit=limit, offset=offset, total=total)
+        if offset < total
+        else []
+    )
     return Page(rows=rows, total=total)
 
 

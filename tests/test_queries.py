@@ -565,10 +565,15 @@ def _paging_order(data: Data, key: str, descending: bool) -> list[str]:
 
 
 @pytest.mark.parametrize("key", COLUMN_KEYS)
-@pytest.mark.parametrize("plan", ["as planned", "without indexes", "ids first"])
+@pytest.mark.parametrize("plan", ["as planned", "without indexes", "ids first", "from the end"])
 def test_walking_all_pages_yields_every_row_once_in_order(db, data, key, plan, monkeypatch):
     if plan == "ids first":
         # Every page as PostgreSQL finds a deep one: its ids, then their rows.
+        monkeypatch.setattr(queries, "DEEP_OFFSET", 0)
+    if plan == "from the end":
+        # Every page nearer the end than the start as a deep one is found: walked backwards
+        # (pages 2 and 3 of 3), and on PostgreSQL as ids first too.
+        monkeypatch.setattr(queries, "REVERSE_OFFSET", 0)
         monkeypatch.setattr(queries, "DEEP_OFFSET", 0)
     if plan == "without indexes" and data.dialect == "postgresql":
         # A table scan and a sort: the order must come from the query, not from an index walk.

@@ -117,10 +117,13 @@ class GridState(ViewState):
 
         return PAGE_CACHE.get_or_load(workspace_id, version, view, read)
 
-    def _load(self, workspace_id: int, version: int) -> None:
+    def _load(self, workspace_id: int, version: int) -> list:
+        """Read the view's page into the grid; the events that follow (the URL, when the
+        page had to change)."""
         view = self._current_view()
         shared = self._read_page(workspace_id, version, view)
-        if not shared.page.rows and view.page > 0 and shared.page.total:
+        moved = not shared.page.rows and view.page > 0 and shared.page.total > 0
+        if moved:
             # The page emptied under the admin (sessions ended): show the last page instead.
             self.page = max(0, -(-shared.page.total // view.page_size) - 1)
             shared = self._read_page(workspace_id, version, self._current_view())
@@ -140,6 +143,7 @@ class GridState(ViewState):
             self.loading = False
         self._refreshed_at = time.monotonic()
         self._update_clock()
+        return [self._show_view_in_url()] if moved else []
 
     def _current_version(self, workspace_id: int) -> int:
         return _change_version(workspace_id)
@@ -159,7 +163,7 @@ class GridState(ViewState):
     @admin_only
     def refresh(self):
         workspace_id = self._admin_workspace_id()
-        self._load(workspace_id, self._current_version(workspace_id))
+        return self._load(workspace_id, self._current_version(workspace_id))
 
     @rx.event
     @admin_only
@@ -172,14 +176,14 @@ class GridState(ViewState):
         version = self._current_version(workspace_id)
         changed = version != self._version
         if changed or time.monotonic() - self._refreshed_at >= REFRESH_SECONDS:
-            self._load(workspace_id, version)
+            events = self._load(workspace_id, version)
             # Imported here: the facet state imports this module's parent state.
             from active_sessions.states.facets import FacetState
 
             if changed and time.monotonic() - self._facets_asked_at >= FACET_ASK_SECONDS:
                 self._facets_asked_at = time.monotonic()
-                return FacetState.refresh_if_due
-            return None
+                events.append(FacetState.refresh_if_due)
+            return events or None
         self._update_clock()
         return None
 
@@ -195,4 +199,4 @@ class GridState(ViewState):
         """The browser told its time zone: show the times in it."""
         workspace_id = self._admin_workspace_id()
         self._set_timezone(name)
-        self._load(workspace_id, self._current_version(workspace_id))
+        return self._load(workspace_id, self._current_version(workspace_id))

@@ -59,14 +59,16 @@ class ViewState(BaseState):
         from active_sessions.states.grid import GridState
 
         self._apply(view)
-        url = SESSIONS_ROUTE + ("?" + urlencode(view.to_query_params()) if view.to_query_params() else "")
-        events = [
-            GridState.refresh,
-            rx.call_script(f"window.history.replaceState(null, '', {json.dumps(url)})"),
-        ]
+        events = [GridState.refresh, self._show_view_in_url()]
         if facets:
             events.insert(1, FacetState.refresh)
         return events
+
+    def _show_view_in_url(self) -> rx.event.EventSpec:
+        """Put the current view in the address bar (no new history entry): bookmarks, sharing."""
+        params = self._current_view().to_query_params()
+        url = SESSIONS_ROUTE + ("?" + urlencode(params) if params else "")
+        return rx.call_script(f"window.history.replaceState(null, '', {json.dumps(url)})")
 
     @rx.event
     @admin_only

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -224,6 +224,8 @@ class TestGateway:
     data: ConsoleData
     name: str
     last_snapshot_at: datetime | None = None
+    # The connected members and their start times.
+    started: dict[str, datetime] = field(default_factory=dict)
 
     def _taken_at(self) -> datetime:
         now = utcnow()
@@ -233,25 +235,39 @@ class TestGateway:
         return now
 
     def connect(self, member: str) -> datetime:
-        """One client of `member` connects now; returns its start time."""
+        """One client of `member` connects now (any other of this gateway's leaves); its start time."""
+        self.connect_only([member])
+        return self.started[member]
+
+    def connect_only(self, members: Sequence[str]) -> None:
+        """Exactly these members' clients are connected now: those not yet connected start now,
+        the others of this gateway leave."""
         taken_at = self._taken_at()
+        self.started = {member: self.started.get(member, taken_at) for member in members}
+        new = sum(started == taken_at for started in self.started.values())
+        result = self.data.apply(
+            self._snapshot(
+                taken_at, tuple(self._client(member, started) for member, started in self.started.items())
+            )
+        )
+        assert result.started == new, result
+
+    def _client(self, member: str, started_at: datetime) -> ClientObservation:
         first_name = member.split()[0].lower()
-        client = ClientObservation(
+        return ClientObservation(
             client_key=f"{self.name}/{first_name}",
             member=member,
             member_email=f"{first_name}@browser-test.example",
-            started_at=taken_at,
+            started_at=started_at,
             device=f"{member.split()[0]}'s test laptop",
             device_type="laptop",
             device_os="Linux",
             origin_ip="203.0.113.77",
         )
-        result = self.data.apply(self._snapshot(taken_at, (client,)))
-        assert result.started == 1, result
-        return taken_at
 
     def disconnect_all(self) -> int:
         """A newer, empty snapshot: everyone at this gateway has gone."""
+        self.started = {}
         return self.data.apply(self._snapshot(self._taken_at(), ())).ended
 
     def _snapshot(self, taken_at: datetime, clients: tuple[ClientObservation, ...]) -> Snapshot:

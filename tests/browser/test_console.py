@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -308,6 +310,29 @@ def test_sessions_starting_and_ending_show_without_a_reload(page: Page, console_
     expect(page.get_by_test_id("total-count")).to_have_text(str(before))
     expect(_row_of(page, member)).to_have_count(0)
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
+
+
+def test_a_page_emptied_by_ended_sessions_gives_way_to_the_last_page_in_grid_and_address(
+    page: Page, console_data: ConsoleData
+):
+    gateway = TestGateway(console_data, "gw-browser-paging")
+    members = [f"Pagina{index:02d} Tester" for index in range(27)]
+    view = SessionView(filters={"gateway": (gateway.name,)}, page_size=25, page=1)
+    try:
+        gateway.connect_only(members)
+        page.goto("/sessions?" + urlencode(view.to_query_params()))
+        wait_loaded(page, console_data, view)
+        expect_rows(page, console_data.page(view).rows)
+        assert len(console_data.page(view).rows) == 2
+        expect_url_params(page, page="2")
+
+        gateway.connect_only(members[:20])  # seven end: page 2 is now past the end
+        expect(page.get_by_test_id("total-count")).to_have_text("20")
+        expect_rows(page, console_data.page(replace(view, page=0)).rows)
+        expect(page).not_to_have_url(re.compile(r"[?&]page="))
+        expect_url_params(page, gateway=gateway.name, size="25")
+    finally:
+        gateway.disconnect_all()
 
 
 def test_pausing_holds_the_grid_until_live_again(page: Page, console_data: ConsoleData):
