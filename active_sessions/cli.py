@@ -307,7 +307,7 @@ def cmd_import_wireguard(args) -> int:
 def cmd_wireguard_peer(args) -> int:
     """Say which member and device a WireGuard public key belongs to (or forget it, or list them)."""
     from active_sessions.models import WireGuardPeer
-    from active_sessions.sources.wireguard import is_public_key
+    from active_sessions.sources.wireguard import is_public_key, peer_identity, sessions_key_pattern
 
     if args.action == "list":
         if args.key is not None:
@@ -352,18 +352,36 @@ def cmd_wireguard_peer(args) -> int:
                 print(f"{args.key}: not a known peer; nothing changed", file=sys.stderr)
                 return 1
             db.delete(peer)
-            print(f"{args.key}: removed; its new sessions show as an unknown member's device")
-            return 0
-        verb = "updated"
-        if peer is None:
-            peer = WireGuardPeer(workspace_id=workspace_id, public_key=args.key, member_name=member)
-            verb = "added"
-        peer.member_name = member
-        peer.device_name = device
-        db.add(peer)
+            mapping = {}
+            verb = "removed"
+        else:
+            verb = "updated"
+            if peer is None:
+                peer = WireGuardPeer(workspace_id=workspace_id, public_key=args.key, member_name=member)
+                verb = "added"
+            peer.member_name = member
+            peer.device_name = device
+            db.add(peer)
+            mapping = {args.key: (member, device)}
+        # The peer's sessions running now (WireGuard's last for as long as it handshakes)
+        # show what its new ones will.
+        shown_member, shown_device = peer_identity(args.key, mapping)
+        key_prefix, key_suffix = sessions_key_pattern(args.key)
+        relabelled = reconcile.relabel_active_sessions(
+            db,
+            workspace_id=workspace_id,
+            key_prefix=key_prefix,
+            key_suffix=key_suffix,
+            member=shown_member,
+            device=shown_device,
+        )
     print(
-        f"{args.key}: {member} / {device or reconcile.UNKNOWN_DEVICE} ({verb});"
-        " applies to the peer's sessions that start from now on"
+        f"{args.key}: {shown_member} / {shown_device or reconcile.UNKNOWN_DEVICE} ({verb});"
+        + (
+            " 1 active session now shows it"
+            if relabelled == 1
+            else f" {relabelled} active sessions now show it"
+        )
     )
     return 0
 

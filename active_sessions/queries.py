@@ -748,6 +748,21 @@ _EVENT_SESSION_COLUMNS = (
 )
 
 
+def active_sessions_of_client(
+    *, session: Session, workspace_id: int, key_prefix: str, key_suffix: str
+) -> list[VpnSession]:
+    """The workspace's active sessions whose client key starts and ends so, at any gateway."""
+    return list(
+        session.exec(
+            select(VpnSession).where(
+                *_active(workspace_id),
+                col(VpnSession.client_key).startswith(key_prefix, autoescape=True),
+                col(VpnSession.client_key).endswith(key_suffix, autoescape=True),
+            )
+        )
+    )
+
+
 def sessions_by_client_key(
     *, session: Session, gateway_id: int, client_keys: Iterable[str]
 ) -> dict[str, sa.Row]:

@@ -30,6 +30,7 @@ from active_sessions.models import (
     Network,
     SessionGateway,
     Workspace,
+    session_search_text,
     utcnow,
 )
 from active_sessions.models import Session as VpnSession
@@ -265,6 +266,42 @@ def _session_row(
         entry_gateway_name=gateway.name,
         gateway_names=[gateway.name],
     )
+
+
+def relabel_active_sessions(
+    db: Session,
+    *,
+    workspace_id: int,
+    key_prefix: str,
+    key_suffix: str,
+    member: str,
+    device: str | None,
+    now: datetime | None = None,
+) -> int:
+    """Who the matching active sessions belong to, from now on: `member`'s `device` (created
+    if new). For a client whose identity is learned after it connected (a WireGuard key
+    mapped to a member): its session may run for weeks. The caller commits; returns how
+    many sessions changed."""
+    sessions = queries.active_sessions_of_client(
+        session=db, workspace_id=workspace_id, key_prefix=key_prefix, key_suffix=key_suffix
+    )
+    client = ClientObservation(client_key="", member=member, device=device, started_at=now or utcnow())
+    directory = _Directory(db, workspace_id, (client,))
+    owner = directory.member(client)
+    owned = directory.device(owner, client)
+    changed = [
+        session for session in sessions if (session.member_id, session.device_id) != (owner.id, owned.id)
+    ]
+    for session in changed:
+        session.member_id, session.member_name, session.member_email = owner.id, owner.name, owner.email
+        session.device_id, session.device_name = owned.id, owned.name
+        session.device_type, session.device_os = owned.type, owned.os
+        session.search_text = session_search_text(owner.name, owner.email, owned.name, session.origin_ip)
+        db.add(session)
+    if changed:
+        db.flush()
+        queries.bump_change_version(session=db, workspace_id=workspace_id, now=now or utcnow())
+    return len(changed)
 
 
 def _entry_link(session) -> dict:

@@ -352,14 +352,15 @@ def measure_ingest_rate() -> dict[str, dict[str, Any]]:
 
 
 def measure_ws_load(
-    seconds: float, database_url: str | None = None
+    seconds: float, database_url: str | None = None, redis_url: str | None = None
 ) -> tuple[dict[str, Figure], dict[str, dict[str, Any]], bool]:
     """50 open consoles under ingest (bench/ws_load.py, its own backend and database): the time
-    figures, the backend's CPU use (saved as a value), and whether its checks held."""
+    figures, the backend's CPU use (saved as a value), and whether its checks held. Names:
+    `ws_load_*`, `pg_ws_load_*` on PostgreSQL, `redis_` after that with client states in Redis."""
     from bench.ws_load import measure_ws_load as measure
 
-    prefix = "pg_" if database_url else ""
-    result = measure(seconds=seconds, database_url=database_url)
+    prefix = ("pg_" if database_url else "") + ("redis_" if redis_url else "")
+    result = measure(seconds=seconds, database_url=database_url, redis_url=redis_url)
     print(
         f"measured ws_load in {result['seconds']:.1f} s: {result['clients']} clients, "
         f"ingest {result['ingest_events_per_s']:g} of {result['ingest_target_per_s']:g} events/s, "
@@ -478,6 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     ws_load.add_argument("--ws-load", action="store_true", help="only the websocket load (50 consoles)")
     ws_load.add_argument("--skip-ws-load", action="store_true", help="leave out the websocket load")
     parser.add_argument("--ws-load-seconds", type=float, default=60, help="websocket load: window (60 s)")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="websocket load: client states in Redis (e.g. redis://127.0.0.1:6379/15)",
+    )
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--datasette", action="store_true", help="only the side by side with Datasette")
     side.add_argument(
@@ -496,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         return _finish(figures, "", save=not args.no_save, ok=live_ok)
     if args.ws_load:
         pg_url = None if args.database_url == DEFAULT_URL else args.database_url
-        figures, cpu, ws_ok = measure_ws_load(args.ws_load_seconds, pg_url)
-        return _finish(figures, "pg_" if pg_url else "", save=not args.no_save, ok=ws_ok, rates=cpu)
+        figures, cpu, ws_ok = measure_ws_load(args.ws_load_seconds, pg_url, args.redis)
+        prefix = ("pg_" if pg_url else "") + ("redis_" if args.redis else "")
+        return _finish(figures, prefix, save=not args.no_save, ok=ws_ok, rates=cpu)
     if args.ingest:
         return _finish({}, "", save=not args.no_save, rates=measure_ingest_rate())
 

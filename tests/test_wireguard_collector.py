@@ -139,6 +139,68 @@ def test_mapped_peer_without_device_is_an_unknown_device_of_the_member(database,
     assert (row.member_name, row.device_name) == ("Ada Lovelace", "Unknown device")
 
 
+def _searched(engine, text: str) -> list[str]:
+    """Client keys of the active sessions the grid's search finds by `text`, in any workspace."""
+    from sqlmodel import Session as DbSession
+    from sqlmodel import select
+
+    from active_sessions import queries
+    from active_sessions.models import Workspace
+    from active_sessions.view import SessionView
+
+    keys = {row.id: row.client_key for row in sessions(engine)}
+    with DbSession(engine) as db:
+        pages = [
+            queries.active_sessions_page(session=db, workspace_id=workspace_id, view=SessionView(search=text))
+            for workspace_id in db.exec(select(Workspace.id))
+        ]
+    return sorted(keys[row["id"]] for page in pages for row in page.rows)
+
+
+def test_mapping_a_connected_peer_relabels_its_running_session_and_only_it(database, capsys):
+    """WireGuard sessions last as long as the peer handshakes: a mapping made while one runs
+    applies to it at once (not only to the peer's next session), in its own workspace only."""
+    as_of = HANDSHAKE_OLD + timedelta(minutes=1)
+    assert _import(capsys, sample(SAMPLE), *_at(as_of)).code == 0
+    assert _import(capsys, sample(SAMPLE), *_at(as_of), "--workspace", "Globex").code == 0
+    before = {row.id: row for row in sessions(database)}
+
+    added = run(capsys, "wireguard-peer", "add", KEY_OLD, "--member", "Grace Hopper", "--device", "grace-pc")
+    assert added.code == 0, added.err
+    assert "1 active session now shows it" in added.out
+    after = {row.id: row for row in sessions(database)}
+    assert after.keys() == before.keys()  # the same sessions: relabelled, not restarted
+    changed = {row_id for row_id in after if after[row_id].member_name != before[row_id].member_name}
+    (relabelled,) = changed
+    row = after[relabelled]
+    assert row.client_key == f"wg=wg0|{KEY_OLD}" and row.workspace_id == before[relabelled].workspace_id
+    assert (row.member_name, row.device_name, row.device_type) == ("Grace Hopper", "grace-pc", "unknown")
+    assert (row.started_at, row.origin_ip, row.ended_at) == (HANDSHAKE_OLD, "198.51.100.106", None)
+    # Found by the new name, not the old one; the other workspace's session keeps its label.
+    assert _searched(database, "grace hopper") == [f"wg=wg0|{KEY_OLD}"]
+    assert _searched(database, "wg-928vo9lf") == [f"wg=wg0|{KEY_OLD}"]  # Globex's, still unknown
+    # The next read of the same stretch continues the session under its new name.
+    assert _import(capsys, sample(SAMPLE), *_at(as_of + timedelta(seconds=30))).code == 0
+    assert {r.id: r.member_name for r in sessions(database)} == {
+        r_id: r.member_name for r_id, r in after.items()
+    }
+
+    removed = run(capsys, "wireguard-peer", "remove", KEY_OLD)
+    assert removed.code == 0 and "1 active session now shows it" in removed.out
+    assert after[relabelled].id in {r.id for r in sessions(database)}
+    assert {r.member_name for r in sessions(database) if r.id == relabelled} == {"Unknown member"}
+
+
+def test_mapping_changes_no_ended_session(database, capsys):
+    assert _import(capsys, sample(SAMPLE), *_at(HANDSHAKE_OLD + timedelta(minutes=1))).code == 0
+    assert _import(capsys, sample(SAMPLE), *_at(HANDSHAKE_OLD + timedelta(minutes=10))).code == 0
+    (ended,) = sessions(database, active=False)
+    result = run(capsys, "wireguard-peer", "add", KEY_OLD, "--member", "Grace Hopper")
+    assert "0 active sessions now show it" in result.out
+    (still,) = sessions(database, active=False)
+    assert (still.id, still.member_name) == (ended.id, "Unknown member")
+
+
 # --- wireguard-peer -----------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from active_sessions.sources.types import (
 CONNECTED_WITHIN = timedelta(minutes=3)
 
 UNKNOWN_MEMBER = "Unknown member"
+CLIENT_KEY_PREFIX = "wg="
 CLOCK_SKEW_FLAG = "clock skew"
 
 _INTERFACE_FIELDS = 5
@@ -69,7 +70,7 @@ def client_key(interface: str, public_key: str) -> str:
     A connected stretch of a WireGuard peer is one session, so the key must stay the
     same from one read to the next while the peer keeps handshaking.
     """
-    return f"wg={interface}|{public_key}"
+    return f"{CLIENT_KEY_PREFIX}{interface}|{public_key}"
 
 
 def is_connected(peer: WireGuardPeer, as_of: datetime) -> bool:
@@ -152,11 +153,7 @@ def _observation(
     if started_at > as_of:
         started_at = as_of
         flags = (CLOCK_SKEW_FLAG,)
-    known = mapping.get(peer.public_key)
-    if known is None:
-        member, device = UNKNOWN_MEMBER, f"wg-{peer.public_key[:8]}"
-    else:
-        member, device = known
+    member, device = peer_identity(peer.public_key, mapping)
     return ClientObservation(
         client_key=peer.client_key,
         member=member,
@@ -170,6 +167,17 @@ def _observation(
         flags=flags,
         cumulative_counters=True,
     )
+
+
+def peer_identity(public_key: str, mapping: Mapping[str, tuple[str, str | None]]) -> tuple[str, str | None]:
+    """(member, device) a peer's sessions show: its mapping, or an unknown member's device
+    named after the key's first characters."""
+    return mapping.get(public_key) or (UNKNOWN_MEMBER, f"wg-{public_key[:8]}")
+
+
+def sessions_key_pattern(public_key: str) -> tuple[str, str]:
+    """How the client keys of a peer's sessions start and end, on any interface."""
+    return CLIENT_KEY_PREFIX, "|" + public_key
 
 
 def is_public_key(text: str) -> bool:
