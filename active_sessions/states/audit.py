@@ -9,6 +9,7 @@ from active_sessions.columns import EXPORT_LIMIT, PAGE_SIZES
 from active_sessions.display import format_time, now_utc, zone
 from active_sessions.export import EXPORT_FORMATS, export_table
 from active_sessions.states.base import BaseState, admin_only, detect_timezone, read_session
+from active_sessions.states.export import export_notice
 
 AUDIT_ACTIONS = (
     auth.AuditAction.SIGN_IN,
@@ -182,4 +183,7 @@ class AuditState(BaseState):
                 "matching": page.total,
             },
         )
-        return rx.download(data=data, filename=f"audit-log-{now:%Y%m%dT%H%M%SZ}.{fmt}")
+        return [
+            rx.download(data=data, filename=f"audit-log-{now:%Y%m%dT%H%M%SZ}.{fmt}"),
+            export_notice(page.total, "audit entries"),
+        ]

@@ -36,6 +36,16 @@ def _download(path: str) -> rx.event.EventSpec:
     )
 
 
+def export_notice(total: int, what: str) -> rx.event.EventSpec:
+    """Tell the admin what the export holds: all `total` rows, or the first EXPORT_LIMIT."""
+    if total > EXPORT_LIMIT:
+        return rx.toast.warning(
+            f"Exporting the first {EXPORT_LIMIT:,} of {total:,} {what} in the current order; "
+            f"{total - EXPORT_LIMIT:,} are left out. Narrow the filters to export the rest."
+        )
+    return rx.toast.success(f"Exporting {total:,} {what}.")
+
+
 class ExportState(ViewState):
     @rx.event
     @admin_only
@@ -47,11 +57,4 @@ class ExportState(ViewState):
         timezone = valid_timezone(self.timezone) or DEFAULT_TIMEZONE
         request = ExportRequest(fmt=fmt, view=self._current_view(), columns=columns, timezone=timezone)
         total = (await self.get_state(GridState)).total
-        if total > EXPORT_LIMIT:
-            notice = rx.toast.warning(
-                f"Exporting the first {EXPORT_LIMIT:,} of {total:,} sessions in the current order; "
-                f"{total - EXPORT_LIMIT:,} are left out. Narrow the filters to export the rest."
-            )
-        else:
-            notice = rx.toast.success(f"Exporting {total:,} sessions.")
-        return [_download(request.path()), notice]
+        return [_download(request.path()), export_notice(total, "sessions")]

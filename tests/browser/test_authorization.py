@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -48,6 +49,7 @@ from active_sessions import auth
 from active_sessions.columns import COLUMN_KEYS
 from active_sessions.export_api import ExportRequest
 from active_sessions.models import LoginSession, utcnow
+from active_sessions.states import export as export_state_module
 from active_sessions.states.audit import AuditState
 from active_sessions.states.base import BaseState
 from active_sessions.states.columns import ColumnState
@@ -533,8 +535,18 @@ def check_admin_sees_own_workspace(ws: ReflexClient, who: Who, data: ConsoleData
     ws.call(f"{FacetState.get_full_name()}.set_member_search", {"text": mine.marker.member_email})
     assert len(facet_values(ws, "member")) == 1
 
-    # The export (the handler sends the browser to its URL) holds the workspace's sessions.
-    (path,) = export_paths(ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"}))
+    # The export (the handler sends the browser to its URL) holds the workspace's sessions,
+    # and the admin is told how many (and, past the limit, how many were left out).
+    updates = ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"})
+    assert f"Exporting {mine.count():,} sessions." in "".join(update.text() for update in updates)
+    with mock.patch.object(export_state_module, "EXPORT_LIMIT", 100):  # the app runs in this process
+        limited = ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"})
+    left_out = (
+        f"Exporting the first 100 of {mine.count():,} sessions in the current order; "
+        f"{mine.count() - 100:,} are left out."
+    )
+    assert left_out in "".join(update.text() for update in limited)
+    (path,) = export_paths(updates)
     response = fetch_export(ws, path)
     assert response.status_code == 200, response.text
     table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
