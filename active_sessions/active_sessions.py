@@ -7,6 +7,7 @@ import reflex as rx
 
 from active_sessions import reconcile
 from active_sessions.api import create_api
+from active_sessions.config import gateway_silence
 from active_sessions.db import migrate, session_scope
 from active_sessions.pages.audit import audit_page
 from active_sessions.pages.dashboard import dashboard_page
@@ -25,7 +26,7 @@ SILENCE_CHECK_SECONDS = 10
 
 def _end_silent_gateways() -> int:
     with session_scope() as db:
-        return reconcile.end_silent_gateways(db)
+        return reconcile.end_silent_gateways(db, silence=SILENCE)
 
 
 async def end_silent_gateways() -> None:
@@ -42,6 +43,8 @@ async def end_silent_gateways() -> None:
 
 
 migrate()
+# Read once at start: a bad value stops the app here, with its message.
+SILENCE = gateway_silence()
 app = rx.App(api_transformer=create_api())
 # A hydration sends the tab's whole state: its data only to an admin of its workspace.
 app.add_middleware(HydrationGuard())

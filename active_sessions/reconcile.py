@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from active_sessions import queries
+from active_sessions.config import DEFAULT_GATEWAY_SILENCE_SECONDS
 from active_sessions.models import (
     Application,
     Device,
@@ -47,7 +48,7 @@ CLOCK_SKEW = "clock skew"
 UNKNOWN_DEVICE = "Unknown device"
 DEFAULT_NETWORK = "Default"
 DEFAULT_REGION = "unknown"
-DEFAULT_SILENCE = timedelta(seconds=120)
+DEFAULT_SILENCE = timedelta(seconds=DEFAULT_GATEWAY_SILENCE_SECONDS)
 
 
 @dataclass

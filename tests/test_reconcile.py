@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from active_sessions import queries
+from active_sessions import config, queries
 from active_sessions.models import (
     Application,
     ChangeCounter,
@@ -560,6 +560,24 @@ def test_silent_gateways_end_their_sessions_and_keep_them_in_history(db):
         (False, "gateway silent"),
         (True, None),
     ]
+
+
+def test_a_configured_silence_ends_sessions_later_or_sooner(db, monkeypatch):
+    ws = make_workspace(db)
+    apply(db, ws, snapshot("gw-quiet", client("q1")), received_at=T0)
+    monkeypatch.setenv(config.GATEWAY_SILENCE_VARIABLE, "600")
+    silence = config.gateway_silence()
+    assert end_silent_gateways(db, now=T0 + 599 * SECOND, silence=silence) == 0
+    assert end_silent_gateways(db, now=T0 + 601 * SECOND, silence=silence) == 1
+    monkeypatch.delenv(config.GATEWAY_SILENCE_VARIABLE)
+    assert config.gateway_silence() == 120 * SECOND
+
+
+@pytest.mark.parametrize("value", ["0", "9", "-5", "2m", "1e3", "١٢٠", "120.5"])
+def test_a_silence_that_is_no_whole_number_of_seconds_is_refused(monkeypatch, value):
+    monkeypatch.setenv(config.GATEWAY_SILENCE_VARIABLE, value)
+    with pytest.raises(ValueError, match=config.GATEWAY_SILENCE_VARIABLE):
+        config.gateway_silence()
 
 
 def test_silence_is_measured_per_gateway_across_workspaces(db):
