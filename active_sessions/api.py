@@ -146,8 +146,9 @@ def _apply(apply, reporter: Gateway, **kwargs):
 @router.post(f"{API_PREFIX}/snapshots", openapi_extra=_body_schema(SnapshotDoc), responses=_RESPONSES)
 async def post_snapshot(request: Request) -> JSONResponse:
     """Everything connected to the token's gateway now; sessions not listed end."""
-    body = await _read_json(request)
+    # Who asks first: a stranger's body is not even read.
     gateway = await run_in_threadpool(_gateway, request.headers.get("authorization", ""))
+    body = await _read_json(request)
     snapshot, refused = await run_in_threadpool(
         _parse, parse_snapshot, body, gateway=gateway.name, received_at=utcnow()
     )
@@ -166,8 +167,8 @@ async def post_snapshot(request: Request) -> JSONResponse:
 @router.post(f"{API_PREFIX}/events", openapi_extra=_body_schema(EventBatchDoc), responses=_RESPONSES)
 async def post_events(request: Request) -> JSONResponse:
     """Session events of the token's gateway; retries and any order are fine."""
-    body = await _read_json(request)
     gateway = await run_in_threadpool(_gateway, request.headers.get("authorization", ""))
+    body = await _read_json(request)
     parsed = await run_in_threadpool(_parse, parse_events, body)
     result = await run_in_threadpool(
         _apply, reconcile.apply_events, gateway, gateway=gateway.name, events=parsed.items

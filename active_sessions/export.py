@@ -26,6 +26,8 @@ from active_sessions.columns import COLUMNS_BY_KEY
 EXPORT_FORMATS = ("csv", "xlsx")
 DURATION_SECONDS_LABEL = "Duration (s)"
 DURATION_TEXT_LABEL = COLUMNS_BY_KEY["duration"].label
+# The grid's Member cell shows the email under the name; the export gives it a column.
+MEMBER_EMAIL_LABEL = "Member Email"
 # A spreadsheet treats a cell starting with one of these as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 SHEET_NAME = "Active sessions"
@@ -48,6 +50,16 @@ def format_duration(seconds: int) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+def export_header(columns: Sequence[str]) -> list[str]:
+    """The labels of an export of these grid columns, in order."""
+    check_columns(columns)
+    split = {
+        "member": [COLUMNS_BY_KEY["member"].label, MEMBER_EMAIL_LABEL],
+        "duration": [DURATION_SECONDS_LABEL, DURATION_TEXT_LABEL],
+    }
+    return [label for key in columns for label in split.get(key, [COLUMNS_BY_KEY[key].label])]
 
 
 def export_filename(fmt: str, now: datetime) -> str:
@@ -110,11 +122,14 @@ def _sessions_frame(
     now: datetime,
     tz: ZoneInfo | timezone,
 ) -> pd.DataFrame:
-    """One output column per chosen key (two for the duration), labelled, in order."""
+    """One output column per chosen key (two for the member and the duration), labelled, in order."""
     data: dict[str, pd.Series] = {}
     for key in columns:
         label = COLUMNS_BY_KEY[key].label
-        if key == "duration":
+        if key == "member":
+            data[label] = _text_column(row["member"] for row in rows)
+            data[MEMBER_EMAIL_LABEL] = _text_column(row.get("member_email") for row in rows)
+        elif key == "duration":
             seconds = [_elapsed_seconds(row["started_at"], now) for row in rows]
             data[DURATION_SECONDS_LABEL] = pd.Series(seconds, dtype="int64")
             data[DURATION_TEXT_LABEL] = _text_column(map(format_duration, seconds))

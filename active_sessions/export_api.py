@@ -60,7 +60,9 @@ def parse_export_request(fmt: str, params: Mapping[str, str]) -> ExportRequest:
         raise InvalidView(f"unknown export format {fmt!r}: expected one of {EXPORT_FORMATS}")
     view_params = {key: value for key, value in params.items() if key not in (COLUMNS_PARAM, TIMEZONE_PARAM)}
     view = SessionView.from_query_params(view_params, strict=True)
-    columns = tuple((params.get(COLUMNS_PARAM) or "").split(","))
+    if not params.get(COLUMNS_PARAM):
+        raise InvalidView(f"name the columns to export: {COLUMNS_PARAM}=member,device,...")
+    columns = tuple(params[COLUMNS_PARAM].split(","))
     try:
         check_columns(columns)
     except ValueError as error:

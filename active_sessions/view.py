@@ -66,7 +66,7 @@ class SessionView:
                 filters[key] = cleaned
         object.__setattr__(self, "filters", dict(sorted(filters.items())))
         if not _is_text(self.search, MAX_SEARCH_LENGTH):
-            raise InvalidView(f"search must be text of at most {MAX_SEARCH_LENGTH} characters")
+            raise InvalidView(_search_problem(self.search))
         object.__setattr__(self, "search", self.search.strip())
         if not isinstance(self.sort, str) or self.sort not in COLUMNS_BY_KEY:
             raise InvalidView(f"unknown sort column {self.sort!r}")
@@ -122,7 +122,7 @@ class SessionView:
                 refuse(f"filter {key!r}: bad value {raw!r}")
         search = params.get("q") or ""
         if not _is_text(search, MAX_SEARCH_LENGTH):
-            refuse(f"search must be text of at most {MAX_SEARCH_LENGTH} characters")
+            refuse(_search_problem(search))
             search = ""
         sort_param = params.get("sort")
         if not isinstance(sort_param, str) or not sort_param:  # e.g. a list: `?sort=a&sort=b`
@@ -153,6 +153,12 @@ def _int_param(raw, *, default: int, allowed, refuse) -> int:
     if raw is not None:
         refuse(f"bad number {raw!r}")
     return default
+
+
+def _search_problem(search) -> str:
+    if isinstance(search, str) and "\x00" in search:
+        return "search must not contain NUL characters"
+    return f"search must be text of at most {MAX_SEARCH_LENGTH} characters"
 
 
 def _is_text(value, max_length: int) -> bool:

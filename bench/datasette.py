@@ -58,13 +58,15 @@ Figures: `datasette_filter_change`, `datasette_export_csv_1000`,
 `ratio_export_csv_1000`, `ratio_export_csv_1000_http` (ours / Datasette, of the
 medians and of the p95s; target: p95 ratio ≤ 0.5).
 
-Our app runs in production mode (AppHarnessProd, as bench/live_latency.py starts
-it) against the SAME bench.db, signed in as an admin account created in the
-bench workspace (`auth.create_account`, the address of live_latency's admin, a
-new password each run). The bench data is frozen, its gateways long silent:
-the app's upkeep would end every active session of a silent gateway, so the
-bench switches that upkeep off in the app it runs (and checks afterwards that
-the active count is unchanged).
+Our app runs as `make run-prod` runs it, in a process of its own as Datasette
+does (`reflex run --env prod --single-port`, one backend worker, its front end
+built for production and served on the same port), against the SAME bench.db,
+signed in as an admin account created in the bench workspace
+(`auth.create_account`, the address of live_latency's admin, a new password each
+run). The bench data is frozen, its gateways long silent: the app would end every
+active session of a silent gateway, so the bench starts it with a silence of ten
+years (`ACTIVE_SESSIONS_GATEWAY_SILENCE_SECONDS`) and checks afterwards that the
+active count is unchanged.
 """
 
 from __future__ import annotations
@@ -413,17 +415,22 @@ def _measure_datasette(browser, base: str, workspace_id: int, cases: list[Case],
 # ---------------------------------------------------------------- measuring ours
 
 
-@contextlib.contextmanager
-def _upkeep_off() -> Iterator[None]:
-    """The app's silent-gateway upkeep would end the frozen bench data's sessions: off while it runs."""
-    from active_sessions import reconcile
+# The bench data is frozen, its gateways long silent: the app must not end their sessions.
+TEN_YEARS_S = 10 * 365 * 24 * 3600
 
-    original = reconcile.end_silent_gateways
-    reconcile.end_silent_gateways = lambda db, **_: 0
-    try:
-        yield
-    finally:
-        reconcile.end_silent_gateways = original
+
+@contextlib.contextmanager
+def _our_app(workdir: Path, url: str) -> Iterator[str]:
+    """Our app as `make run-prod` runs it, in a process of its own (as Datasette's): the
+    production build and one backend worker on one port, on the bench database; its URL."""
+    from bench import ws_load
+
+    port = ws_load._free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = ws_load._backend_env(workdir, url, None, base)
+    env["ACTIVE_SESSIONS_GATEWAY_SILENCE_SECONDS"] = str(TEN_YEARS_S)
+    with ws_load._backend(workdir, env, port, single_port=True):
+        yield base
 
 
 def _admin(url: str, workspace_id: int):
@@ -557,7 +564,7 @@ def measure_datasette(
     """Both tools on the same database, file and browser; figures by name (see the module's docstring)."""
     from playwright.sync_api import expect, sync_playwright
 
-    from bench.live_latency import CHROMIUM, CHROMIUM_ARGS, _environment, _quiet_access_logs, _running_app
+    from bench.live_latency import CHROMIUM, CHROMIUM_ARGS
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     began = time.monotonic()
@@ -581,13 +588,15 @@ def measure_datasette(
             with running_datasette(datasette, db_path, say) as base:
                 theirs, their_steps = _measure_datasette(browser, base, workspace_id, cases, say)
             loads["after_datasette"] = _load()
-            with tempfile.TemporaryDirectory(prefix="datasette-bench-") as tmp, _environment(Path(tmp)):
-                os.environ["DATABASE_URL"] = url  # the same file Datasette read
-                seeded = _admin(url, workspace_id)
-                with _upkeep_off(), _running_app(Path(tmp), prod=True) as (frontend, backend):
-                    _quiet_access_logs()
-                    say(f"our app up (production build) on {frontend}, database {db_path}")
-                    ours, our_steps = _measure_ours(browser, frontend, backend, seeded, cases, say)
+            seeded = _admin(url, workspace_id)
+            with (
+                tempfile.TemporaryDirectory(prefix="datasette-bench-") as tmp,
+                _our_app(Path(tmp), url) as base,
+            ):
+                say(
+                    f"our app up (production build, one worker, its own process) on {base}, database {db_path}"
+                )
+                ours, our_steps = _measure_ours(browser, base, base, seeded, cases, say)
             loads["after_ours"] = _load()
         finally:
             browser.close()

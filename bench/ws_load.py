@@ -85,6 +85,8 @@ SENTINEL_EVERY = 4  # ticks per round-trip sample
 PROBE_EVERY_S = 1.0
 WAIT_MS = 10_000
 START_TIMEOUT_S = 180
+# The single-port start builds the front end first (a minute or two).
+SINGLE_PORT_START_TIMEOUT_S = 600
 BROWSER_TIMEZONE = "Europe/Berlin"
 PROBE_MEMBER_PREFIX = "Latency Probe "
 
@@ -196,23 +198,23 @@ def _backend_env(workdir: Path, url: str, redis_url: str | None, frontend: str) 
 
 
 @contextlib.contextmanager
-def _backend(workdir: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
-    """One backend of the production build, in a process group of its own; yields its process."""
+def _backend(
+    workdir: Path, env: dict[str, str], port: int, *, single_port: bool = False
+) -> Iterator[subprocess.Popen]:
+    """One backend of the production build, in a process group of its own; yields its process.
+    With `single_port` it also builds and serves the front end on the same port, as
+    `make run-prod` does."""
     root = live_latency._staging_root(workdir)
     log = workdir / "backend.log"
+    if single_port:
+        where = ["--single-port", "--frontend-port", str(port), "--backend-port", str(port)]
+        ready_paths, timeout = ("/api/v1/health", "/"), SINGLE_PORT_START_TIMEOUT_S
+    else:
+        where = ["--backend-only", "--backend-port", str(port)]
+        ready_paths, timeout = ("/api/v1/health",), START_TIMEOUT_S
     with log.open("w") as output:
         process = subprocess.Popen(
-            [
-                _venv_python(),
-                "-m",
-                "reflex",
-                "run",
-                "--env",
-                "prod",
-                "--backend-only",
-                "--backend-port",
-                str(port),
-            ],
+            [_venv_python(), "-m", "reflex", "run", "--env", "prod", *where],
             cwd=root,
             env=env,
             stdout=output,
@@ -220,15 +222,17 @@ def _backend(workdir: Path, env: dict[str, str], port: int) -> Iterator[subproce
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
+        deadline = time.monotonic() + timeout
+        pending = list(ready_paths)
+        while pending:
             if process.poll() is not None:
                 raise RuntimeError(f"the backend exited with {process.returncode}:\n{_tail(log)}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"http://127.0.0.1:{port}{pending[0]}", timeout=2).status_code == 200:
+                    pending.pop(0)
+                    continue
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the backend did not answer in {START_TIMEOUT_S} s:\n{_tail(log)}")
+                raise RuntimeError(f"the backend did not answer in {timeout} s:\n{_tail(log)}")
             time.sleep(0.5)
         yield process
     finally:

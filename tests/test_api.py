@@ -166,6 +166,23 @@ def test_a_request_without_a_valid_token_is_refused_with_401(setup, http, path, 
     assert sessions_at(setup.engine, "gw-a") == {}
 
 
+@pytest.mark.parametrize("path", [EVENTS, SNAPSHOTS])
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"<xml/>", "application/xml"),
+        (b"[" * 100_000, "application/json"),
+    ],
+    ids=["broken-json", "not-json", "deep"],
+)
+def test_without_a_token_the_body_is_not_read_at_all(setup, http, path, content, content_type):
+    """A stranger learns nothing about what a body may hold: 401 before any 400, 413 or 415."""
+    response = http.post(path, content=content, headers={"Content-Type": content_type})
+    assert response.status_code == 401
+    assert "token" in response.json()["error"]
+
+
 def test_a_revoked_token_is_refused_and_other_gateways_keep_theirs(setup, http):
     now = utcnow()
     assert http.post(EVENTS, json=[start("e1", "s1", now)], headers=bearer(setup.token_a)).status_code == 200

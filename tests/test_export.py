@@ -21,6 +21,7 @@ BOM = b"\xef\xbb\xbf"
 
 ALL_HEADERS = [
     "Member",
+    "Member Email",
     "Device",
     "Device Type",
     "Device OS",
@@ -39,6 +40,7 @@ ALL_HEADERS = [
 def make_row(**overrides: Any) -> dict[str, Any]:
     row = {
         "member": "alice",
+        "member_email": "alice@example.com",
         "device": "alice-laptop",
         "device_type": "Laptop",
         "device_os": "macOS 15.1",
@@ -80,11 +82,13 @@ def as_written(value: Any, fmt: str) -> Any:
 
 
 def export_one_column(value: str, key: str, fmt: str) -> Any:
-    """Export a single row with `value` in column `key`; return that data cell."""
+    """Export a single row with `value` in field `key`; return that data cell (the email is the
+    second cell of the member column)."""
     row = make_row(**{key: [value, "gw-2"] if key == "gateways" else value})
-    data = export_sessions([row], [key], fmt=fmt, now=NOW, tz=UTC)
+    column = "member" if key == "member_email" else key
+    data = export_sessions([row], [column], fmt=fmt, now=NOW, tz=UTC)
     [_, cells] = read_back(data, fmt)
-    return cells[0]
+    return cells[1] if key == "member_email" else cells[0]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -105,6 +109,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
         ),
         make_row(
             member="José Ñúñez",
+            member_email=None,  # a member without a known email
             device="jose-pc",
             device_type="Desktop",
             device_os="Windows 11",
@@ -118,6 +123,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
         ),
         make_row(
             member="山田太郎",
+            member_email="山田@example.jp",
             device="yamada-mac",
             device_type="Laptop",
             device_os="macOS 15.1",
@@ -133,6 +139,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
     expected_rows = [
         [
             "Zoë Müller",
+            "alice@example.com",
             "zoe-phone",
             "Phone",
             "iOS 18",
@@ -148,6 +155,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
         ],
         [
             "José Ñúñez",
+            None,
             "jose-pc",
             "Desktop",
             "Windows 11",
@@ -163,6 +171,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
         ],
         [
             "山田太郎",
+            "山田@example.jp",
             "yamada-mac",
             "Laptop",
             "macOS 15.1",
@@ -190,17 +199,27 @@ def test_csv_is_utf8_with_bom_and_crlf_lines() -> None:
 
     data = export_sessions(rows, ["member", "region"], fmt="csv", now=NOW, tz=UTC)
 
-    assert data == (BOM + "Member,Region\r\nZoë Müller,eu-central-1\r\nJosé Ñúñez,eu-central-1\r\n".encode())
+    assert data == (
+        BOM
+        + (
+            "Member,Member Email,Region\r\n"
+            "Zoë Müller,alice@example.com,eu-central-1\r\n"
+            "José Ñúñez,alice@example.com,eu-central-1\r\n"
+        ).encode()
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_non_ascii_names_survive(fmt: str) -> None:
     names = ["Zoë Müller", "José Ñúñez", "山田太郎", "Łukasz Żółć", "Ørjan 🚀"]
-    rows = [make_row(member=name) for name in names]
+    rows = [make_row(member=name, member_email=f"{name}@example.com") for name in names]
 
     data = export_sessions(rows, ["member"], fmt=fmt, now=NOW, tz=UTC)
 
-    assert read_back(data, fmt) == [["Member"], *([name] for name in names)]
+    assert read_back(data, fmt) == [
+        ["Member", "Member Email"],
+        *([name, f"{name}@example.com"] for name in names),
+    ]
 
 
 DANGEROUS_VALUES = [
@@ -213,7 +232,7 @@ DANGEROUS_VALUES = [
     "\tcmd",
     "\rcmd",
 ]
-INJECTABLE_COLUMNS = ["member", "device", "device_os", "app", "network", "gateways"]
+INJECTABLE_COLUMNS = ["member", "member_email", "device", "device_os", "app", "network", "gateways"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -232,13 +251,13 @@ def test_formula_like_text_gets_a_leading_quote(value: str, key: str, fmt: str) 
 
 @pytest.mark.parametrize("value", ["=1+2", '=HYPERLINK("http://evil.example")', "@x"])
 def test_xlsx_formula_like_text_is_stored_as_a_string(value: str) -> None:
-    row = make_row(member=value, device=value)
+    row = make_row(member=value, member_email=value, device=value)
 
     data = export_sessions([row], ["member", "device"], fmt="xlsx", now=NOW, tz=UTC)
 
     [_, cells] = xlsx_cells(data)
-    assert [cell.data_type for cell in cells] == ["s", "s"]
-    assert [cell.value for cell in cells] == ["'" + value, "'" + value]
+    assert [cell.data_type for cell in cells] == ["s", "s", "s"]
+    assert [cell.value for cell in cells] == ["'" + value] * 3
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -262,7 +281,7 @@ def test_xlsx_duration_seconds_is_a_number() -> None:
 
     data = export_sessions([row], ["member", "duration"], fmt="xlsx", now=NOW, tz=UTC)
 
-    [_, [member, seconds, text]] = xlsx_cells(data)
+    [_, [member, _email, seconds, text]] = xlsx_cells(data)
     assert (seconds.value, seconds.data_type) == (7510, "n")
     assert isinstance(seconds.value, int)
     # A numeric-looking name stays text: only the duration is a number.
@@ -396,8 +415,15 @@ def test_column_subset_in_the_admins_order(fmt: str) -> None:
     data = export_sessions([row], ["region", "duration", "member", "gateways"], fmt=fmt, now=NOW, tz=UTC)
 
     assert read_back(data, fmt) == [
-        ["Region", "Duration (s)", "Duration", "Member", "Gateway"],
-        ["us-west-2", as_written(65, fmt), "1m 05s", "bob", "gw-sfo-1, gw-sea-1, gw-lax-3"],
+        ["Region", "Duration (s)", "Duration", "Member", "Member Email", "Gateway"],
+        [
+            "us-west-2",
+            as_written(65, fmt),
+            "1m 05s",
+            "bob",
+            "alice@example.com",
+            "gw-sfo-1, gw-sea-1, gw-lax-3",
+        ],
     ]
 
 
@@ -405,13 +431,13 @@ def test_column_subset_in_the_admins_order(fmt: str) -> None:
 def test_no_rows_gives_a_header_only_file(fmt: str) -> None:
     data = export_sessions([], ["member", "duration", "origin"], fmt=fmt, now=NOW, tz=UTC)
 
-    assert read_back(data, fmt) == [["Member", "Duration (s)", "Duration", "Session Origin"]]
+    assert read_back(data, fmt) == [["Member", "Member Email", "Duration (s)", "Duration", "Session Origin"]]
 
 
 def test_no_rows_csv_is_exactly_the_header_line() -> None:
     data = export_sessions([], ["member", "duration"], fmt="csv", now=NOW, tz=UTC)
 
-    assert data == BOM + b"Member,Duration (s),Duration\r\n"
+    assert data == BOM + b"Member,Member Email,Duration (s),Duration\r\n"
 
 
 def test_xlsx_header_row_is_frozen() -> None:

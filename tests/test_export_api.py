@@ -131,16 +131,17 @@ def test_an_admin_downloads_the_views_sessions_in_its_order(exports, http):
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-matching-sessions"] == response.headers["x-exported-sessions"] == "3"
     header, *lines = _table(response)
-    assert header == ["Member", "Device", "Start Time", DURATION_SECONDS_LABEL, "Duration"]
+    assert header == ["Member", "Member Email", "Device", "Start Time", DURATION_SECONDS_LABEL, "Duration"]
     with Session(exports.engine) as db:
         expected = queries.export_rows(session=db, workspace_id=exports.acme, view=view).rows
     neutral = {name: ("'" + name if name.startswith("=") else name) for name in ACME_MEMBERS}
     assert [line[0] for line in lines] == [neutral[row["member"]] for row in expected]
+    assert [line[1] for line in lines] == [row["member_email"] for row in expected]
     assert '\'=HYPERLINK("http://evil.example")' in [line[0] for line in lines]
     assert "Zoë Åström" in [line[0] for line in lines]
     # Times in the asked zone, with its offset; durations are numbers.
-    assert all(line[2].endswith("+01:00") for line in lines)
-    assert all(line[3].isdigit() for line in lines)
+    assert all(line[3].endswith("+01:00") for line in lines)
+    assert all(line[4].isdigit() for line in lines)
 
 
 def test_the_file_follows_the_views_filters_and_search(exports, http):
@@ -153,7 +154,7 @@ def test_the_file_follows_the_views_filters_and_search(exports, http):
         response = _get(http, _path(view=view, columns=("member",)), cookie)
         assert response.status_code == 200
         header, *lines = _table(response)
-        assert header == ["Member"]
+        assert header == ["Member", "Member Email"]
         assert {line[0].removeprefix("'") for line in lines} == members, view
         assert response.headers["x-matching-sessions"] == str(len(members))
 
@@ -164,9 +165,9 @@ def test_an_xlsx_download_holds_the_same_rows(exports, http):
     assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
-    assert values[0] == ["Member", "Gateway"]
+    assert values[0] == ["Member", "Member Email", "Gateway"]
     assert sorted(row[0].removeprefix("'") for row in values[1:]) == sorted(ACME_MEMBERS)
-    assert {row[1] for row in values[1:]} == {"acme-gw"}
+    assert {row[2] for row in values[1:]} == {"acme-gw"}
 
 
 def test_more_sessions_than_the_limit_give_the_first_ones_and_say_how_many_matched(
@@ -246,7 +247,10 @@ def test_each_admin_exports_only_their_own_workspace(exports, http):
         SessionView(search="Zoë"),
     ):
         response = _get(http, _path(view=view, columns=("member",)), cookie)
-        assert _table(response) == [["Member"]] and response.headers["x-matching-sessions"] == "0"
+        assert (
+            _table(response) == [["Member", "Member Email"]]
+            and response.headers["x-matching-sessions"] == "0"
+        )
     entries = _audit(exports)
     assert {entry.workspace_id for entry in entries} == {exports.globex}
 
@@ -267,7 +271,10 @@ def test_a_link_from_another_site_is_refused(exports, http):
     [
         ("columns=member,password&tz=UTC", "unknown export columns ['password']"),
         ("columns=member,member&tz=UTC", "duplicate export columns"),
-        ("tz=UTC", "unknown export columns ['']"),
+        ("tz=UTC", "name the columns to export: columns=member,device,..."),
+        ("columns=&tz=UTC", "name the columns to export"),
+        ("columns=member,&tz=UTC", "unknown export columns ['']"),
+        ("columns=member&tz=UTC&q=a%00b", "search must not contain NUL characters"),
         ("columns=member&tz=Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
         ("columns=member", "unknown time zone None"),
         ("columns=member&tz=UTC&sort=password_hash", "unknown sort column 'password_hash'"),

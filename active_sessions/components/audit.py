@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from active_sessions.components.common import counted_option, page_controls
-from active_sessions.states.audit import AUDIT_COLUMNS, AuditState
+from active_sessions.states.audit import AUDIT_COLUMNS, MAX_SEARCH, AuditState
 
 
 def _action_filter() -> rx.Component:
@@ -33,6 +33,7 @@ def _toolbar() -> rx.Component:
             value=AuditState.search,
             on_change=AuditState.set_search,
             debounce_timeout=300,
+            max_length=MAX_SEARCH,
             aria_label="Search the audit log",
             width="18em",
         ),

@@ -6,8 +6,9 @@ import reflex as rx
 
 from active_sessions.columns import FILTERS, Filter
 from active_sessions.components.common import counted_option
-from active_sessions.states.facets import FacetState
+from active_sessions.states.facets import MAX_MEMBER_SEARCH, FacetState
 from active_sessions.states.view import ViewState
+from active_sessions.view import MAX_SEARCH_LENGTH
 
 
 def _option(key: str, option) -> rx.Component:
@@ -25,6 +26,7 @@ def _option(key: str, option) -> rx.Component:
 def _member_search() -> rx.Component:
     return rx.input(
         placeholder="Type a name or email…",
+        max_length=MAX_MEMBER_SEARCH,
         value=FacetState.member_search,
         on_change=FacetState.set_member_search,
         debounce_timeout=300,
@@ -87,10 +89,12 @@ def filter_bar() -> rx.Component:
     return rx.hstack(
         rx.input(
             rx.input.slot(rx.icon("search", size=16)),
-            placeholder="Search member, device or origin",
+            placeholder="Member, device or origin",
             value=ViewState.search,
             on_change=ViewState.set_search,
             debounce_timeout=300,
+            # The server takes no longer search (MAX_SEARCH_LENGTH): the box must not pretend.
+            max_length=MAX_SEARCH_LENGTH,
             aria_label="Search sessions",
             width="18em",
             data_testid="search",

@@ -13,9 +13,12 @@ import openpyxl
 import pytest
 from playwright.sync_api import Download, Page, expect
 
-from active_sessions.columns import COLUMNS, COLUMNS_BY_KEY
+from active_sessions.columns import COLUMNS
 from active_sessions.display import format_time
-from active_sessions.export import DURATION_SECONDS_LABEL, DURATION_TEXT_LABEL, FORMULA_TRIGGERS
+from active_sessions.export import (
+    FORMULA_TRIGGERS,
+    export_header,
+)
 from active_sessions.view import SessionView
 from tests.browser.support import (
     BROWSER_TIMEZONE,
@@ -87,16 +90,6 @@ def _csv_export(page: Page) -> tuple[str, list[list[str]]]:
     text = download.path().read_bytes().decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(text, newline="")))
     return download.suggested_filename, table
-
-
-def _expected_header(keys: list[str]) -> list[str]:
-    header: list[str] = []
-    for key in keys:
-        if key == "duration":
-            header += [DURATION_SECONDS_LABEL, DURATION_TEXT_LABEL]
-        else:
-            header.append(COLUMNS_BY_KEY[key].label)
-    return header
 
 
 def _as_exported(value: str | None) -> str:
@@ -252,7 +245,7 @@ def test_csv_export_holds_the_shown_columns_and_the_views_rows(page: Page, conso
     assert re.fullmatch(r"active-sessions-\d{8}T\d{6}Z\.csv", filename), filename
     header, *body = table
     all_keys = [column.key for column in COLUMNS]
-    assert header == _expected_header(all_keys)
+    assert header == export_header(all_keys)
     expected = console_data.export(DEFAULT_VIEW)
     assert expected.total == console_data.count() and len(expected.rows) == expected.total
     assert len(body) == len(expected.rows)
@@ -260,6 +253,7 @@ def test_csv_export_holds_the_shown_columns_and_the_views_rows(page: Page, conso
     position = {label: index for index, label in enumerate(header)}
     for line, row in zip(body, expected.rows, strict=True):
         assert line[position["Member"]] == _as_exported(row["member"])
+        assert line[position["Member Email"]] == _as_exported(row["member_email"])
         assert line[position["Device"]] == _as_exported(row["device"])
         assert line[position["Session Origin"]] == _as_exported(row["origin"])
         assert line[position["Gateway"]] == _as_exported(", ".join(row["gateways"]))
@@ -279,7 +273,7 @@ def test_csv_export_holds_the_shown_columns_and_the_views_rows(page: Page, conso
     expect(page.get_by_test_id("header-origin")).to_have_count(0)
     _, table = _csv_export(page)
     header, *body = table
-    assert header == _expected_header([key for key in all_keys if key != "origin"])
+    assert header == export_header([key for key in all_keys if key != "origin"])
     assert "Session Origin" not in header
     assert [line[0] for line in body] == [_as_exported(row["member"]) for row in expected.rows]
 
