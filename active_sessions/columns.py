@@ -14,15 +14,15 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("member", "Member", "member_name"),
-    Column("device", "Device", "device_name"),
+    Column("member", "Member", "member_sort"),
+    Column("device", "Device", "device_sort"),
     Column("device_type", "Device Type", "device_type"),
     Column("device_os", "Device OS", "device_os"),
     Column("connection_type", "Connection Type", "connection_type"),
     Column("app", "App Name", "app_name"),
     Column("started_at", "Start Time", "started_at"),
     Column("duration", "Duration", "started_at"),
-    Column("origin", "Session Origin", "origin_ip"),
+    Column("origin", "Session Origin", "origin_sort"),
     Column("network", "Network", "network_name"),
     Column("region", "Region", "region"),
     Column("gateways", "Gateway", "entry_gateway_name"),

@@ -10,6 +10,9 @@ session's life.
 from __future__ import annotations
 
 import enum
+import ipaddress
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -163,14 +166,14 @@ def _active_index(name: str, *columns: str) -> sa.Index:
 # Columns the grid sorts by; each gets a partial index ending in id,
 # so that a sorted page is an index walk and ties never reorder between pages.
 SESSION_SORT_COLUMNS = (
-    "member_name",
-    "device_name",
+    "member_sort",
+    "device_sort",
     "device_type",
     "device_os",
     "connection_type",
     "app_name",
     "started_at",
-    "origin_ip",
+    "origin_sort",
     "network_name",
     "region",
     "entry_gateway_name",
@@ -216,6 +219,40 @@ def _default_search_text(context) -> str:
     return session_search_text(
         row.get("member_name"), row.get("member_email"), row.get("device_name"), row.get("origin_ip")
     )
+
+
+# Letters NFKD does not split into a base letter and an accent.
+_OWN_LETTERS = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ı": "i"}
+    | {"æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH"}
+)
+
+
+def text_sort_key(text: str | None) -> str:
+    """Where a name sorts: neither case nor accents decide (Åsa and ana among the A's,
+    Łukasz among the L's), as people read a list; ties fall to the session id."""
+    decomposed = unicodedata.normalize("NFKD", (text or "").translate(_OWN_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def address_sort_key(address: str | None) -> str | None:
+    """Where an IP address sorts: by number (192.0.2.19 before 192.0.2.102), IPv4 first."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # stored canonical by every source; anything else after them all
+        return f"9:{address}"
+    return f"{ip.version}:{ip.packed.hex()}"
+
+
+def _sort_key_default(source: str, key: Callable[[str | None], str | None]):
+    """A column default: the sort key of another column of the same insert (ORM or Core)."""
+
+    def default(context):
+        return key(context.get_current_parameters().get(source))
+
+    return default
 
 
 class Session(SQLModel, table=True):
@@ -308,6 +345,18 @@ class Session(SQLModel, table=True):
     # (which never change during a session's life).
     search_text: str | None = Field(
         default=None, sa_column=sa.Column(sa.Text, nullable=False, default=_default_search_text)
+    )
+    # What the grid sorts the member, device and origin columns by (see the key functions).
+    member_sort: str | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Text, nullable=False, default=_sort_key_default("member_name", text_sort_key)),
+    )
+    device_sort: str | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Text, nullable=False, default=_sort_key_default("device_name", text_sort_key)),
+    )
+    origin_sort: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text, default=_sort_key_default("origin_ip", address_sort_key))
     )
 
 

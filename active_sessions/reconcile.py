@@ -32,6 +32,7 @@ from active_sessions.models import (
     SessionGateway,
     Workspace,
     session_search_text,
+    text_sort_key,
     utcnow,
 )
 from active_sessions.models import Session as VpnSession
@@ -296,6 +297,7 @@ def relabel_active_sessions(
     for session in changed:
         session.member_id, session.member_name, session.member_email = owner.id, owner.name, owner.email
         session.device_id, session.device_name = owned.id, owned.name
+        session.member_sort, session.device_sort = text_sort_key(owner.name), text_sort_key(owned.name)
         session.device_type, session.device_os = owned.type, owned.os
         session.search_text = session_search_text(owner.name, owner.email, owned.name, session.origin_ip)
         db.add(session)

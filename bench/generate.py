@@ -46,7 +46,9 @@ from active_sessions.models import (
     Network,
     SessionGateway,
     Workspace,
+    address_sort_key,
     session_search_text,
+    text_sort_key,
 )
 from active_sessions.models import Session as VpnSession
 
@@ -827,6 +829,9 @@ def _rows(
                 "entry_gateway_name": entry,
                 "gateway_names": to_json([entry, *extras]),
                 "search_text": session_search_text(member.name, member.email, device_name, origin_ip),
+                "member_sort": text_sort_key(member.name),
+                "device_sort": text_sort_key(device_name),
+                "origin_sort": address_sort_key(origin_ip),
             }
         )
         if len(sessions) == BATCH:

@@ -130,9 +130,9 @@ def test_migrating_and_create_all_give_the_same_tables_and_indexes(migrated, cre
     assert from_migrations == from_models
     # The partial indexes the grid depends on are partial in both.
     session_indexes = {index[0]: index for index in from_migrations["session"]["indexes"]}
-    member_name = session_indexes["ix_session_active_member_name"]
-    assert member_name[1][:3] == ("workspace_id", "member_name", "id")
-    assert member_name[2:] == (False, "ended_at is null")
+    member_sort = session_indexes["ix_session_active_member_sort"]
+    assert member_sort[1][:3] == ("workspace_id", "member_sort", "id")
+    assert member_sort[2:] == (False, "ended_at is null")
     assert session_indexes["uq_session_active_client"][2:] == (True, "ended_at is null")
 
 

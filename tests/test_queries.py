@@ -508,7 +508,8 @@ def expected_ascending(data: Data, key: str) -> list[str]:
         "started_at": ["b1", "g1", "e1", "a2", "d1", "d2", "a1", "a3", "x1", "c1", "f1"],
         # Shortest first: the latest start first, ties the other way round too.
         "duration": ["f1", "c1", "x1", "a3", "a1", "d2", "d1", "a2", "e1", "g1", "b1"],
-        "origin": _nulls(data, ["d1", "d2", "e1"], ["a3", "b1", "a2", "x1", "g1", "a1", "f1", "c1"]),
+        # By number, IPv4 before IPv6: 198.51.100.5 before 198.51.100.20.
+        "origin": _nulls(data, ["d1", "d2", "e1"], ["b1", "a3", "a1", "f1", "x1", "g1", "c1", "a2"]),
         "network": ["a3", "f1", "a1", "b1", "x1", "a2", "c1", "g1", "d1", "d2", "e1"],
         "region": ["a1", "b1", "x1", "a3", "f1", "a2", "c1", "g1", "d1", "d2", "e1"],
         # By the entry gateway.
@@ -516,6 +517,39 @@ def expected_ascending(data: Data, key: str) -> list[str]:
     }
     assert set(orders) == set(COLUMN_KEYS)
     return orders[key]
+
+
+def test_names_sort_as_people_read_them_not_by_code_point(db, data):
+    """Neither case nor accents decide: Åsa and ana among the A's, Łukasz among the L's."""
+    names = ["Zoë Adams", "Łukasz Nowak", "émile Zola", "Bob Marley", "Åsa Berg", "ana Souza", "Ømar Ali"]
+    devices = ["zed-pc", "Łap", "éclair", "Box", "Ärm", "arm", "Ort"]
+    with Session(db.get_bind()) as scratch:
+        ws = make_workspace(scratch, "Names")
+        clients = [
+            client(f"n{index}", name, member_email=None, device=device, started_at=T0 - (index + 1) * MINUTE)
+            for index, (name, device) in enumerate(zip(names, devices, strict=True))
+        ]
+        apply_snapshot(scratch, workspace_id=ws, snapshot=snapshot("gw", *clients), received_at=T0)
+        by_member = [
+            row["member"]
+            for row in page(scratch, data, workspace_id=ws, sort="member", descending=False).rows
+        ]
+        by_device = [
+            row["device"]
+            for row in page(scratch, data, workspace_id=ws, sort="device", descending=False).rows
+        ]
+        scratch.rollback()
+    assert by_member == [
+        "ana Souza",
+        "Åsa Berg",
+        "Bob Marley",
+        "émile Zola",
+        "Łukasz Nowak",
+        "Ømar Ali",
+        "Zoë Adams",
+    ]
+    # "Ärm" and "arm" are one key: the earlier session (by id) first.
+    assert by_device == ["Ärm", "arm", "Box", "éclair", "Łap", "Ort", "zed-pc"]
 
 
 @pytest.mark.parametrize("key", COLUMN_KEYS)
