@@ -306,6 +306,28 @@ def _print_table(figures: dict[str, Figure | Ratio], prefix: str) -> None:
         )
 
 
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    """bench/results.json as the README's table: each figure, its target and the verdict."""
+    lines = ["| figure | median | p95 | target | |", "|---|---:|---:|---:|---|"]
+    for name, value in results.items():
+        prefix = next((p for p in ("pg_redis_", "pg_", "redis_") if name.startswith(p)), "")
+        target = _target(name, prefix)
+        if "median_ms" in value:
+            median, p95, unit = value["median_ms"], value["p95_ms"], " ms"
+        elif "median" in value:
+            median, p95, unit = value["median"], value["p95"], "×"
+        else:  # a rate or a reading: one value
+            rate_target = RATE_TARGETS.get(name)
+            verdict = "" if rate_target is None else ("PASS" if value["value"] >= rate_target else "FAIL")
+            shown_target = "" if rate_target is None else f"≥ {rate_target:,.0f}"
+            lines.append(f"| `{name}` | {value['value']:,} | | {shown_target} | {verdict} |")
+            continue
+        verdict = "" if target is None else ("PASS" if p95 <= target else "FAIL")
+        shown_target = "" if target is None else f"p95 ≤ {target:g}{unit}"
+        lines.append(f"| `{name}` | {median:g}{unit} | {p95:g}{unit} | {shown_target} | {verdict} |")
+    return "\n".join(lines)
+
+
 def _save(figures: dict[str, Figure | Ratio]) -> None:
     """Merge into results.json: other parts of the bench write their own keys."""
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -468,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help="measured repetitions per figure")
     parser.add_argument("--only", nargs="*", default=(), help="run only measurements with these names")
     parser.add_argument("--no-save", action="store_true", help="print, do not write results.json")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print bench/results.json as a Markdown table (the README's)"
+    )
     live = parser.add_mutually_exclusive_group()
     live.add_argument("--live", action="store_true", help="only the live latency (browser)")
     live.add_argument("--skip-live", action="store_true", help="leave out the live latency (browser)")
@@ -493,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         "--datasette-reps", type=int, default=20, help="Datasette side by side: repetitions (20)"
     )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(RESULTS.read_text())))
+        return 0
     if args.datasette:
         url = _bench_url(args.database_url)
         prepare(url, rebuild=False)
