@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from active_sessions.sources.openvpn import CLOCK_SKEW_FLAG, parse_openvpn_status
 from active_sessions.sources.types import ClientObservation, RowError, Snapshot, SourceFormatError
+from tests.cli_helpers import run, sessions, use_tmp_database
 from tests.paths import SAMPLES_DIR, sample
 
 V1_TONYSEEK = "openvpn_status_v1__tonyseek_openvpn-status_fixture.txt"
@@ -38,6 +40,19 @@ BROKEN_SAMPLES = [
 
 def read(name: str) -> str:
     return sample(name).read_bytes().decode()  # keeps CRLF line endings as they are
+
+
+def damaged_sample(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """A file holding a real sample with `old` replaced once by `new`."""
+    text = read(name)
+    assert old in text
+    path = tmp_path / name
+    path.write_bytes(text.replace(old, new, 1).encode())
+    return path
+
+
+def damaged_copy(tmp_path: Path, name: str, old: str, new: str) -> str:
+    return damaged_sample(tmp_path, name, old, new).read_bytes().decode()
 
 
 def parse(text: str, **options: str) -> Snapshot:
@@ -451,6 +466,9 @@ def test_tagged_structure_damage(text: str, line: int, message: str) -> None:
         ("Virtual Address,Common Name,Real Address,Last Ref\n", "", 7, "routing table header lacks"),
         ("ROUTING TABLE\n", "ROUTING TABLE\nROUTING TABLE\n", 7, "out of order"),
         ("GLOBAL STATS\n", "YO STATS\n", 12, "unknown section 'YO STATS'"),
+        ("ROUTING TABLE\n", "YO TABLE\n", 6, "unknown section 'YO TABLE'"),
+        ("bar,", "OpenVPN CLIENT LIST\nbar,", 5, "section 'OpenVPN CLIENT LIST' out of order"),
+        ("GLOBAL STATS\n", "GLOBAL STATS\nEND OF STATS\n", 13, "unknown section 'END OF STATS'"),
     ],
 )
 def test_v1_structure_damage(replace: str, by: str, line: int, message: str) -> None:
@@ -621,10 +639,10 @@ def test_cache_marker_of_routes(route: str, expected: str) -> None:
     assert client.virtual_addresses == (expected,)
 
 
-def test_huge_byte_counts_survive() -> None:
-    huge = 2**64 + 12345
-    (client,) = parse(status3([client_row(received=str(huge), sent=str(2**33))])).clients
-    assert client.bytes_in == huge
+def test_byte_counts_up_to_the_largest_the_database_stores_survive() -> None:
+    largest = 2**63 - 1
+    (client,) = parse(status3([client_row(received=str(largest), sent="000" + str(2**33))])).clients
+    assert client.bytes_in == largest
     assert client.bytes_out == 8589934592
 
 
@@ -736,6 +754,37 @@ def test_bad_address_in_one_row_amid_good_rows() -> None:
         (",203.0.113.5:1,3,4,Thu Jun 18 08:00:00 2015", "empty Common Name", "cn=|real=203.0.113.5:1|since="),
         ("bob,203.0.113.5:1,3,4", "expected 5 fields, found 4", "cn=bob|"),
         ("bob,203.0.113.5:1,3,4,Thu Jun 18 08:00:00 2015,extra", "expected 5 fields, found 6", "cn=bob|"),
+        # One field only: a row cut short, not the title of an unknown section.
+        ("bob", "expected 5 fields, found 1", "cn=bob|"),
+        ("bob@example.com", "expected 5 fields, found 1", "cn=bob@example.com|"),
+        ("HOST1", "expected 5 fields, found 1", "cn=HOST1|"),
+        (
+            "bob,203.0.113.5:1,99999999999999999999999999,4,Thu Jun 18 08:00:00 2015",
+            "bad Bytes Received '99999999999999999999999999'",
+            "cn=bob|real=203.0.113.5:1|since=",
+        ),
+        (
+            "bob,203.0.113.5:1,3,9223372036854775808,Thu Jun 18 08:00:00 2015",  # 2**63
+            "bad Bytes Sent '9223372036854775808'",
+            "cn=bob|real=203.0.113.5:1|since=",
+        ),
+        # Control characters in the name: only what comes before them names the sessions kept.
+        (
+            "bo\x00b,203.0.113.5:1,3,4,Thu Jun 18 08:00:00 2015",
+            "control character '\\x00' in Common Name",
+            "cn=bo",
+        ),
+        (
+            "bo\x1bb,203.0.113.5:1,3,4,Thu Jun 18 08:00:00 2015",
+            "control character '\\x1b' in Common Name",
+            "cn=bo",
+        ),
+        (
+            "bo\rb,203.0.113.5:1,3,4,Thu Jun 18 08:00:00 2015",
+            "control character '\\r' in Common Name",
+            "cn=bo",
+        ),
+        ("bo\x00b,203.0.113.5:1,3,4", "expected 5 fields, found 4", "cn=bo"),
     ],
 )
 def test_bad_v1_row(row: str, message: str, prefix: str) -> None:
@@ -764,6 +813,18 @@ def test_bad_v1_row(row: str, message: str, prefix: str) -> None:
         ({"virtual": "192.0.2.300"}, "bad Virtual Address", "cid=7|since=1771726804"),
         ({"virtual6": "2001:db8::/200"}, "bad Virtual IPv6 Address", "cid=7|since=1771726804"),
         ({"received": "12 345"}, "bad Bytes Received", "cid=7|since=1771726804"),
+        (
+            {"received": str(2**64 + 12345)},
+            "bad Bytes Received '18446744073709563961'",
+            "cid=7|since=1771726804",
+        ),
+        ({"sent": str(2**63)}, "bad Bytes Sent '9223372036854775808'", "cid=7|since=1771726804"),
+        # More digits than int() reads (4300): still a bad row, not a ValueError.
+        ({"received": "9" * 5000}, "bad Bytes Received '9999", "cid=7|since=1771726804"),
+        ({"since": "9" * 5000}, "bad Connected Since (time_t) '9999", "cid=7|"),
+        ({"since": "253402300800"}, "bad Connected Since (time_t)", "cid=7|"),  # 10000-01-01
+        ({"cn": "Desk\x00top"}, "control character '\\x00' in Common Name", "cid=7|since=1771726804"),
+        ({"username": "us\x07er3"}, "control character '\\x07' in Username", "cid=7|since=1771726804"),
     ],
 )
 def test_bad_status3_row(changes: dict[str, str], message: str, prefix: str) -> None:
@@ -881,3 +942,111 @@ def test_routing_table_before_the_client_list() -> None:
     assert client.virtual_addresses == ("10.8.0.2", "10.9.0.0/24")
     assert [error.line for error in snapshot.row_errors] == [4, 8]
     assert snapshot.row_errors[0].protected_key_prefix == "cn=foo|real=203.0.113.4:1234|since=1325458800"
+
+
+# --- Damaged copies of a real sample: the bad row is skipped, the others count -----------
+
+TONYSEEK_KEYS = [
+    "cn=foo@example.com|real=10.10.10.10:49502|since=1434601383",
+    "cn=foo@example.com|real=10.10.10.10:49503|since=1434601383",
+    "cn=bar@example.com|real=10.10.10.10:64169|since=1434600519",
+    "cn=baz@example.com|real=10.10.10.10:63414|since=1434614245",
+    "cn=tap@example.com|real=10.0.0.100:55712|since=1508444059",
+]
+BAZ_ROW = "baz@example.com,10.10.10.10:63414,111183,1202203,Thu Jun 18 07:57:25 2015"
+
+
+def test_sample_with_a_byte_count_beyond_64_bits(tmp_path: Path) -> None:
+    # The database stores signed 64-bit integers: a larger count once failed the whole import.
+    snapshot = parse(damaged_copy(tmp_path, V1_TONYSEEK, "1817262", "99999999999999999999999999"))
+    assert [client.client_key for client in snapshot.clients] == TONYSEEK_KEYS[:2] + TONYSEEK_KEYS[3:]
+    (error,) = snapshot.row_errors
+    assert error.line == 6
+    assert error.message.startswith("bad Bytes Received '99999999999999999999999999'")
+    assert error.protected_key_prefix == TONYSEEK_KEYS[2]
+
+
+def test_sample_with_a_nul_in_a_common_name(tmp_path: Path) -> None:
+    snapshot = parse(damaged_copy(tmp_path, V1_TONYSEEK, BAZ_ROW, BAZ_ROW.replace("baz@", "baz\x00@")))
+    assert [client.client_key for client in snapshot.clients] == TONYSEEK_KEYS[:3] + TONYSEEK_KEYS[4:]
+    (error,) = snapshot.row_errors
+    assert error.line == 7
+    assert error.message == "control character '\\x00' in Common Name 'baz\\x00@example.com'"
+    assert error.protected_key_prefix == "cn=baz"
+    assert all("\x00" not in client.member for client in snapshot.clients)
+
+
+def test_sample_with_a_row_of_one_field_in_the_client_list(tmp_path: Path) -> None:
+    snapshot = parse(damaged_copy(tmp_path, V1_TONYSEEK, BAZ_ROW, "baz@example.com"))
+    assert [client.client_key for client in snapshot.clients] == TONYSEEK_KEYS[:3] + TONYSEEK_KEYS[4:]
+    assert snapshot.row_errors == (RowError(7, "expected 5 fields, found 1", "cn=baz@example.com|"),)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "errors"),
+    [
+        (
+            "192.168.66.2,bar,203.0.113.5:1235,Sun Jan 1 23:42:00 2012",
+            "192.168.66.2",
+            (RowError(9, "routing table row: expected 4 fields, found 1", None),),
+        ),
+        ("Max bcast/mcast queue length,42", "Max bcast/mcast queue length", ()),  # read by no one
+    ],
+)
+def test_sample_with_a_row_of_one_field_after_the_client_list(
+    tmp_path: Path, old: str, new: str, errors: tuple[RowError, ...]
+) -> None:
+    snapshot = parse(damaged_copy(tmp_path, V1_CMUR2, old, new))
+    assert [client.member for client in snapshot.clients] == ["foo", "bar"]
+    assert snapshot.row_errors == errors
+
+
+@pytest.mark.parametrize(
+    ("written", "zone"),
+    [
+        ("Fri Dec 31 23:59:59 9999", "America/New_York"),  # in UTC: past the year 9999
+        ("Mon Jan 1 00:00:00 0001", "Asia/Tokyo"),  # in UTC: before the year 1
+    ],
+)
+def test_text_time_beyond_the_datetime_range(written: str, zone: str) -> None:
+    rows = ["alice,203.0.113.4:1000,1,2,Thu Jun 18 08:00:00 2015", f"bob,203.0.113.5:1,3,4,{written}"]
+    snapshot = parse(v1(rows), timezone=zone)
+    assert [client.member for client in snapshot.clients] == ["alice"]
+    (error,) = snapshot.row_errors
+    assert (error.line, error.message) == (5, f"bad Connected Since {written!r}")
+
+    error = refused(v1(rows[:1]).replace(V1_UPDATED, written), timezone=zone)
+    assert (error.line, error.message) == (2, f"bad 'Updated' time {written!r}")
+    tagged = TAGGED_HEAD.replace("Sun Jan 1 23:42:00 2012,1325461320", written) + TAGGED_ROW + "END\n"
+    error = refused(tagged, timezone=zone)
+    assert (error.line, error.message) == (2, f"bad TIME value {written!r}")
+
+
+# --- Through the CLI: the damaged row is reported, the others are stored ------------------
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch):
+    """The CLI's database (SQLite, created by the CLI's own migration); an engine on it."""
+    yield from use_tmp_database(tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        # Once stored as is: SQLite refused the count and the whole import failed.
+        ("1817262", "99999999999999999999999999", 6, "bad Bytes Received '99999999999999999999999999'"),
+        (BAZ_ROW, BAZ_ROW.replace("baz@", "baz\x00@"), 7, "control character '\\x00' in Common Name"),
+        # Once refused whole as an unknown section 'baz@example.com'.
+        (BAZ_ROW, "baz@example.com", 7, "expected 5 fields, found 1"),
+    ],
+)
+def test_cli_imports_the_good_rows_of_a_damaged_sample(
+    database, capsys, tmp_path: Path, old: str, new: str, line: int, message: str
+) -> None:
+    path = damaged_sample(tmp_path, V1_TONYSEEK, old, new)
+    result = run(capsys, "import-openvpn", str(path), "--gateway", "gw")
+    assert result.code == 0, result.err
+    assert "gw: 4 started, 0 ended" in result.out
+    assert f"gw: skipped line {line}: {message}" in result.err
+    assert len(sessions(database, active=True)) == 4

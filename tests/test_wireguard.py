@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from active_sessions.sources.types import RowError, SourceFormatError
 from active_sessions.sources.wireguard import (
     CONNECTED_WITHIN,
+    MAX_HANDSHAKE_AHEAD,
     WireGuardPeer,
     parse_wg_dump,
     snapshot_from_dump,
@@ -61,6 +63,15 @@ def _dump(*lines: str) -> str:
 
 def _sample_text() -> str:
     return sample(SAMPLE).read_text()
+
+
+def _damaged_sample(tmp_path: Path, old: str, new: str) -> str:
+    """The sample with `old` replaced once by `new`, written to a file and read back."""
+    text = _sample_text()
+    assert old in text
+    path = tmp_path / SAMPLE
+    path.write_text(text.replace(old, new, 1))
+    return path.read_text()
 
 
 def _snapshot(text: str, as_of: datetime = AS_OF, **kwargs):
@@ -246,6 +257,80 @@ def test_byte_counts_above_32_bits():
     assert (snap.clients[0].bytes_in, snap.clients[0].bytes_out) == (big_rx, big_tx)
 
 
+def test_byte_counts_up_to_the_largest_the_database_stores():
+    largest = 2**63 - 1
+    snap = _snapshot(_dump(_peer_line(KEY_A, rx=largest, tx="00" + str(largest))))
+    assert snap.row_errors == ()
+    assert (snap.clients[0].bytes_in, snap.clients[0].bytes_out) == (largest, largest)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"rx": 2**63}, "transfer-rx '9223372036854775808' is above the largest count stored"),
+        ({"tx": "999999999999999999999999"}, "transfer-tx '999999999999999999999999' is above"),
+        # More digits than int() reads (4300): still a bad line, not a ValueError.
+        ({"rx": "9" * 5000}, "transfer-rx '9999"),
+        ({"handshake": "9" * 5000}, "latest handshake out of range"),
+        ({"handshake": 2**63}, "latest handshake out of range"),
+        ({"handshake": 253402300800}, "latest handshake out of range"),  # 10000-01-01
+        ({"keepalive": "9" * 5000}, "persistent keepalive"),
+        ({"keepalive": "65536"}, "persistent keepalive is not 'off' or seconds (0-65535): '65536'"),
+    ],
+)
+def test_numbers_beyond_what_is_stored_or_written_are_bad_lines(changes, message):
+    text = _dump(_peer_line(KEY_A), _peer_line(KEY_B, **changes), _peer_line(KEY_C))
+    snap = _snapshot(text)
+    assert [c.client_key for c in snap.clients] == [f"wg=wg0|{KEY_A}", f"wg=wg0|{KEY_C}"]
+    (error,) = snap.row_errors
+    assert error.line == 2
+    assert message in error.message
+    assert error.protected_key_prefix == f"wg=wg0|{KEY_B}"
+
+
+def test_keepalive_of_16_bits_is_read():
+    (peer,), errors = parse_wg_dump(_dump(_peer_line(KEY_A, keepalive="65535")))
+    assert errors == []
+    assert peer.keepalive == 65535
+
+
+def test_sample_with_a_transfer_count_beyond_64_bits(tmp_path):
+    # The database stores signed 64-bit integers: a larger count once failed the whole import.
+    text = _damaged_sample(tmp_path, "\t10288508\t", "\t999999999999999999999999\t")
+    snap = _snapshot(text, HANDSHAKE_OLD + timedelta(minutes=1))
+    assert [c.client_key for c in snap.clients] == [f"wg=wg0|{KEY_OLD}"]
+    assert [e.line for e in snap.row_errors] == [2, 7]
+    bad = snap.row_errors[0]
+    assert bad.message.startswith("transfer-rx '999999999999999999999999' is above the largest count")
+    assert bad.protected_key_prefix == f"wg=wg0|{KEY_ACTIVE}"
+
+
+def test_sample_with_a_handshake_far_in_the_future(tmp_path):
+    # Year 5138: not a clock running ahead but a damaged value; clamped, it would keep the
+    # peer "connected" at every read for three thousand years.
+    text = _damaged_sample(tmp_path, "\t1555771458\t", "\t99999999999\t")
+    snap = _snapshot(text, HANDSHAKE_OLD + timedelta(minutes=1))
+    assert [c.client_key for c in snap.clients] == [f"wg=wg0|{KEY_OLD}"]
+    assert [e.line for e in snap.row_errors] == [2, 7]
+    bad = snap.row_errors[0]
+    assert bad.message.startswith("latest handshake 5138-11-16T09:46:39+00:00 lies ")
+    assert bad.message.endswith("a damaged value, not clock skew")
+    assert bad.protected_key_prefix == f"wg=wg0|{KEY_ACTIVE}"
+    # The per-line reader has no time to compare with: it reads the line.
+    assert [p.line for p in parse_wg_dump(text)[0]] == [2, 3, 4, 5, 6, 8]
+
+
+def test_handshake_ahead_up_to_the_limit_is_clock_skew_and_beyond_it_a_bad_line():
+    limit = int((AS_OF + MAX_HANDSHAKE_AHEAD).timestamp())
+    text = _dump(_peer_line(KEY_A, handshake=limit), _peer_line(KEY_B, handshake=limit + 1))
+    snap = _snapshot(text)
+    (client,) = snap.clients
+    assert (client.client_key, client.started_at, client.flags) == (f"wg=wg0|{KEY_A}", AS_OF, ("clock skew",))
+    (error,) = snap.row_errors
+    assert (error.line, error.protected_key_prefix) == (2, f"wg=wg0|{KEY_B}")
+    assert "lies 365 days after" in error.message
+
+
 def test_bad_lines_are_reported_with_line_numbers_and_good_lines_survive():
     text = _dump(
         INTERFACE_LINE,  # 1
@@ -337,12 +422,23 @@ def test_naive_as_of_is_refused():
         _snapshot(_dump(_peer_line(KEY_A)), AS_OF.replace(tzinfo=None))
 
 
-@pytest.mark.parametrize("text", ["", "\n", "  \n\n", INTERFACE_LINE + "\n"])
+@pytest.mark.parametrize("text", [INTERFACE_LINE, INTERFACE_LINE + "\n", "\n" + INTERFACE_LINE + "\r\n\n"])
 def test_idle_gateway_is_an_empty_snapshot(text):
+    # No one connected: `wg` still writes the interface line.
     snap = _snapshot(text)
     assert snap.clients == ()
     assert snap.row_errors == ()
     assert snap.taken_at == AS_OF
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n\n", "\r\n", " \t \n\t\n"])
+def test_empty_input_is_refused_not_an_idle_gateway(text):
+    # Taken as an idle gateway it would end every session: a failed read must change nothing.
+    with pytest.raises(SourceFormatError) as caught:
+        _snapshot(text)
+    assert caught.value.line == 1
+    assert caught.value.message == "empty input: not a `wg show all dump` output (no interface line)"
+    assert parse_wg_dump(text) == ([], [])  # the per-line reader has nothing to report
 
 
 def test_one_good_interface_line_is_enough_not_to_be_garbage():

@@ -11,7 +11,7 @@ import pytest
 
 from active_sessions import cli
 from active_sessions.models import utcnow
-from tests.cli_helpers import all_rows, gateway_row, run, sessions, use_tmp_database
+from tests.cli_helpers import all_rows, create_workspace, gateway_row, run, sessions, use_tmp_database
 from tests.paths import sample
 
 SAMPLE = "wireguard_wg_show_all_dump__MindFlavor_prometheus_wireguard_exporter.tsv"
@@ -162,6 +162,7 @@ def test_mapping_a_connected_peer_relabels_its_running_session_and_only_it(datab
     applies to it at once (not only to the peer's next session), in its own workspace only."""
     as_of = HANDSHAKE_OLD + timedelta(minutes=1)
     assert _import(capsys, sample(SAMPLE), *_at(as_of)).code == 0
+    create_workspace("Globex")
     assert _import(capsys, sample(SAMPLE), *_at(as_of), "--workspace", "Globex").code == 0
     before = {row.id: row for row in sessions(database)}
 
@@ -361,6 +362,69 @@ def test_input_without_one_readable_line_is_refused_and_changes_nothing(database
     assert result.code == 2
     assert "refused, nothing changed" in result.err
     assert all_rows(database) == before
+
+
+@pytest.mark.parametrize("empty", ["", "\n", "  \n\t\n"])
+def test_empty_input_is_refused_and_ends_no_session(database, capsys, tmp_path, empty):
+    dump = tmp_path / "dump.tsv"
+    start = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+    _write(dump, _peer(KEY_ACTIVE, start, rx=1_000, tx=1_000))
+    assert _import(capsys, dump, *_at(start)).code == 0
+    before = all_rows(database)
+
+    dump.write_text(empty)
+    result = _import(capsys, dump, *_at(start + timedelta(seconds=30)))
+
+    assert result.code == 2
+    assert "refused, nothing changed: line 1: empty input" in result.err
+    assert "Traceback" not in result.err
+    assert all_rows(database) == before
+
+
+def test_interface_line_without_peers_ends_the_sessions(database, capsys, tmp_path):
+    # No one connected is not an empty output: `wg` still writes the interface line.
+    dump = tmp_path / "dump.tsv"
+    start = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+    _write(dump, _peer(KEY_ACTIVE, start, rx=1_000, tx=1_000))
+    assert _import(capsys, dump, *_at(start)).code == 0
+
+    _write(dump)
+    result = _import(capsys, dump, *_at(start + timedelta(seconds=30)))
+
+    assert result.code == 0, result.err
+    assert "0 started, 1 ended" in result.out
+    assert sessions(database, active=True) == []
+
+
+def _damaged_sample(tmp_path: Path, old: str, new: str) -> Path:
+    text = sample(SAMPLE).read_text()
+    assert old in text
+    path = tmp_path / SAMPLE
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("\t10288508\t", "\t999999999999999999999999\t", "transfer-rx '999999999999999999999999' is above"),
+        ("\t139524160\t", f"\t{2**63}\t", "transfer-tx '9223372036854775808' is above"),
+        ("\t1555771458\t", "\t99999999999\t", "a damaged value, not clock skew"),
+        ("\t1555771458\t", "\t" + "9" * 5000 + "\t", "latest handshake out of range"),
+    ],
+)
+def test_sample_with_a_number_the_database_cannot_take_skips_its_peer(
+    database, capsys, tmp_path, old, new, message
+):
+    # Such a count once passed the reader and failed the whole import at the database.
+    as_of = HANDSHAKE_OLD + timedelta(minutes=1)
+    result = _import(capsys, _damaged_sample(tmp_path, old, new), *_at(as_of))
+
+    assert result.code == 0, result.err
+    assert "wg-gw: 1 started, 0 ended" in result.out
+    skipped = [line for line in result.err.splitlines() if "skipped line 2:" in line]
+    assert len(skipped) == 1 and message in skipped[0], result.err
+    assert [row.client_key for row in sessions(database)] == [f"wg=wg0|{KEY_OLD}"]
 
 
 def test_missing_file_is_a_clear_error(database, capsys, tmp_path):

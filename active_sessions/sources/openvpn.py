@@ -16,7 +16,8 @@ Client ID, Peer ID, Data Channel Cipher, Virtual IPv6 Address, ...).
 
 A damaged file as a whole (wrong title, cut off, unknown section, ...) raises
 `SourceFormatError`: it must change nothing. A single unreadable row of a file that is
-otherwise whole becomes a `RowError` and the other rows still count.
+otherwise whole (a bad value, a name with a control character, the wrong number of
+fields, even a single one) becomes a `RowError` and the other rows still count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from active_sessions.sources.addresses import Endpoint, canonical_virtual_address, parse_endpoint
-from active_sessions.sources.types import ClientObservation, RowError, Snapshot, SourceFormatError
+from active_sessions.sources.types import (
+    MAX_STORED_INT,
+    ClientObservation,
+    RowError,
+    Snapshot,
+    SourceFormatError,
+    digits_at_most,
+)
 
 CLOCK_SKEW_FLAG = "clock skew"
 # OpenVPN's placeholder for a name it does not know yet (client still authenticating).
@@ -40,6 +48,9 @@ V1_GLOBAL_STATS = "GLOBAL STATS"
 END = "END"
 # Version 1's sections after the client list, in the order OpenVPN writes them.
 _V1_SECTIONS = (V1_ROUTING_TABLE, V1_GLOBAL_STATS, END)
+# How OpenVPN writes a version 1 section title: words in capitals. A line without commas
+# written otherwise (`baz@example.com`) is a row cut short, not the title of a section.
+_V1_TITLE_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(?: [A-Z][A-Z0-9]*)+$")
 
 COMMON_NAME = "Common Name"
 REAL_ADDRESS = "Real Address"
@@ -59,6 +70,10 @@ _ROUTE_COLUMNS_REQUIRED = (VIRTUAL_ADDRESS, COMMON_NAME, REAL_ADDRESS)
 # the lines of a reply; they are never part of it.
 _NOTIFICATION = re.compile(r"^>[A-Z][A-Z0-9_-]*:")
 _DIGITS = re.compile(r"^[0-9]+$")
+# C0 control characters but TAB: no gateway writes them in a name, and PostgreSQL cannot
+# store NUL. (TAB separates the fields of version 3 and `status 3`; inside a comma
+# separated field it is harmless.)
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f]")
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -212,24 +227,23 @@ def _read_version_1(lines: list[_Line], zone: ZoneInfo) -> _Status:
     expecting_header = False
     for index in range(3, len(lines)):
         line = lines[index]
-        is_last = index == len(lines) - 1
-        if "," not in line.text:  # a section title: rows always have commas
-            title = line.text.strip()
-            if title in _V1_SECTIONS[section + 1 :]:
-                if expecting_header:
-                    raise SourceFormatError(line.number, f"{_V1_SECTIONS[section]} has no header line")
-                section = _V1_SECTIONS.index(title)
-                if title == END:
-                    return _Status(taken_at, clients, routes)
-                expecting_header = title == V1_ROUTING_TABLE
-                continue
-            if is_last:
-                raise _cut_off(line, in_row=not expecting_header)
-            if title in _V1_SECTIONS:
-                raise SourceFormatError(line.number, f"section {title!r} out of order")
-            raise SourceFormatError(line.number, f"unknown section {title[:60]!r}")
-        if is_last:
+        title = line.text.strip()
+        if title in _V1_SECTIONS[section + 1 :]:
+            if expecting_header:
+                raise SourceFormatError(line.number, f"{_V1_SECTIONS[section]} has no header line")
+            section = _V1_SECTIONS.index(title)
+            if title == END:
+                return _Status(taken_at, clients, routes)
+            expecting_header = title == V1_ROUTING_TABLE
+            continue
+        if index == len(lines) - 1:
             raise _cut_off(line, in_row=not expecting_header)
+        if title in _V1_SECTIONS or title == V1_TITLE:
+            raise SourceFormatError(line.number, f"section {title!r} out of order")
+        if _V1_TITLE_LIKE.match(title):
+            raise SourceFormatError(line.number, f"unknown section {title[:60]!r}")
+        # Any other line is a row of the current section, even without a comma: a row
+        # of the wrong length costs only itself.
         if expecting_header:
             routes = _table(line, _split(line, ","), _ROUTE_COLUMNS_REQUIRED, "routing table")
             expecting_header = False
@@ -237,7 +251,7 @@ def _read_version_1(lines: list[_Line], zone: ZoneInfo) -> _Status:
             clients.rows.append((line.number, _split(line, ",")))
         elif routes is not None and _V1_SECTIONS[section] == V1_ROUTING_TABLE:
             routes.rows.append((line.number, _split(line, ",")))
-        # GLOBAL STATS rows carry nothing a session needs.
+        # GLOBAL STATS rows, readable or not, carry nothing a session needs.
     raise SourceFormatError(last_number + 1, "file cut off (no END line)")
 
 
@@ -336,16 +350,22 @@ def _local_time(text: str, zone: ZoneInfo) -> datetime:
         int(match["second"]),
         tzinfo=zone,
     )
-    return local.astimezone(UTC)
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:  # e.g. 31 Dec 9999 west of UTC: past the last datetime
+        raise ValueError(f"time out of range {text!r}") from None
 
 
 def _from_time_t(text: str) -> datetime:
     if not _DIGITS.match(text):
         raise ValueError(f"not a time_t: {text!r}")
-    try:
-        return _EPOCH + timedelta(seconds=int(text))
-    except OverflowError:
-        raise ValueError(f"time_t out of range: {text!r}") from None
+    seconds = digits_at_most(text, MAX_STORED_INT)
+    if seconds is not None:
+        try:
+            return _EPOCH + timedelta(seconds=seconds)
+        except OverflowError:  # past the last datetime (year 9999)
+            pass
+    raise ValueError(f"time_t out of range: {text[:60]!r}")
 
 
 # --- Rows --------------------------------------------------------------------------------
@@ -426,6 +446,10 @@ class _Reading:
         problems: list[str] = []
         if not common_name:
             problems.append("empty Common Name")
+        for name in (COMMON_NAME, USERNAME):
+            problem = _control_character_problem(value(name), name)
+            if problem is not None:
+                problems.append(problem)
 
         key_complete = True
         if self.keyed_by_client_id:
@@ -435,6 +459,8 @@ class _Reading:
             else:
                 problems.append(f"bad Client ID {client_id!r}")
                 key_prefix, key_complete = "cid=", False
+        elif _CONTROL_CHARACTER.search(common_name):
+            key_prefix, key_complete = f"cn={_readable_part(common_name)}", False
         else:
             key_prefix = f"cn={common_name}|real={raw_real_address}|"
 
@@ -516,14 +542,14 @@ class _Reading:
             try:
                 _from_time_t(time_t)
             except ValueError:
-                raise ValueError(f"bad {CONNECTED_SINCE_TIME_T} {time_t!r}") from None
+                raise ValueError(f"bad {CONNECTED_SINCE_TIME_T} {time_t[:60]!r}") from None
             return int(time_t)
         if not text:
             raise ValueError("no Connected Since time")
         try:
             return int(_local_time(text, self.zone).timestamp())
         except ValueError:
-            raise ValueError(f"bad {CONNECTED_SINCE} {text!r}") from None
+            raise ValueError(f"bad {CONNECTED_SINCE} {text[:60]!r}") from None
 
     def _route_key_prefix(self, owners: list[_Client], common_name: str, raw_real_address: str) -> str | None:
         if len(owners) == 1:
@@ -538,6 +564,8 @@ class _Reading:
         # with client ids in the key not even that, so the row protects every session.
         if self.keyed_by_client_id:
             return "cid="
+        if _CONTROL_CHARACTER.search(common_name):
+            return f"cn={_readable_part(common_name)}"
         return f"cn={common_name}|" if common_name else "cn="
 
 
@@ -571,10 +599,32 @@ class _Owners:
 
 
 def _byte_count(text: str, column: str, problems: list[str]) -> int:
-    if _DIGITS.match(text):
-        return int(text)
-    problems.append(f"bad {column} {text!r}")
-    return 0
+    if not _DIGITS.match(text):
+        problems.append(f"bad {column} {text[:60]!r}")
+        return 0
+    count = digits_at_most(text, MAX_STORED_INT)
+    if count is None:
+        # Not a count any gateway reached; the database could not store it either.
+        problems.append(f"bad {column} {text[:60]!r}: above the largest count stored (2**63 - 1)")
+        return 0
+    return count
+
+
+def _control_character_problem(text: str, column: str) -> str | None:
+    match = _CONTROL_CHARACTER.search(text)
+    if match is None:
+        return None
+    return f"control character {match.group()!r} in {column} {text[:60]!r}"
+
+
+def _readable_part(name: str) -> str:
+    """A damaged name up to its first control character: as far as it can be read.
+
+    A row's sessions are protected by what can be read of its key, as with a row of the
+    wrong length: the damage may have hit a name that has sessions.
+    """
+    match = _CONTROL_CHARACTER.search(name)
+    return name if match is None else name[: match.start()]
 
 
 def _without_cache_marker(address: str) -> str:

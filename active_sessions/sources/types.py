@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# The largest integer the database stores (a signed 64-bit BIGINT). A source hands over
+# nothing larger: the database would refuse it, and with it the whole snapshot.
+MAX_STORED_INT = 2**63 - 1
+
+
+def digits_at_most(digits: str, maximum: int) -> int | None:
+    """The value of a string of ASCII digits; None above `maximum`.
+
+    Its length is looked at first: int() refuses more than 4300 digits with a ValueError.
+    """
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return None
+    value = int(significant or "0")
+    return value if value <= maximum else None
+
 
 @dataclass(frozen=True)
 class GatewayAccess:

@@ -25,13 +25,18 @@ from datetime import UTC, datetime, timedelta
 
 from active_sessions.sources.addresses import parse_endpoint
 from active_sessions.sources.types import (
+    MAX_STORED_INT,
     ClientObservation,
     RowError,
     Snapshot,
     SourceFormatError,
+    digits_at_most,
 )
 
 CONNECTED_WITHIN = timedelta(minutes=3)
+# A handshake ahead of `as_of` is the gateway's clock running ahead of ours, up to this;
+# further ahead it is a damaged value, which would keep its peer "connected" for years.
+MAX_HANDSHAKE_AHEAD = timedelta(days=365)
 
 UNKNOWN_MEMBER = "Unknown member"
 CLIENT_KEY_PREFIX = "wg="
@@ -42,6 +47,7 @@ _PEER_FIELDS = 9
 _KEY_CHARS = 44
 _KEY_BYTES = 32
 _DIGITS = re.compile(r"[0-9]+")  # int() would also take "+1", " 1", "1_000"
+_MAX_KEEPALIVE = 65535  # seconds; `wg` keeps it in 16 bits
 _NONE = "(none)"
 
 
@@ -110,8 +116,8 @@ def snapshot_from_dump(
     """The peers of one gateway connected at `as_of` (the gateway's clock, aware).
 
     - Connected: latest handshake younger than `CONNECTED_WITHIN` at `as_of`; `0`
-      (never) is not connected. A handshake later than `as_of` is clamped to `as_of`
-      and flagged `"clock skew"`.
+      (never) is not connected. A handshake later than `as_of` (by at most
+      `MAX_HANDSHAKE_AHEAD`) is clamped to `as_of` and flagged `"clock skew"`.
     - Each connected peer is one client: key `wg=<interface>|<public key>`, started at
       its latest handshake, `bytes_in`/`bytes_out` = transfer rx/tx (counters for the
       peer's life: `cumulative_counters`, the session counts their growth), origin = the
@@ -119,26 +125,53 @@ def snapshot_from_dump(
     - `peers_to_members` maps a public key to (member, device or None). A key not in
       it is never dropped: member `"Unknown member"`, device `wg-` + the key's first
       8 characters (e.g. `wg-AbCdEfGh`).
-    - Empty input (or only interface lines): a snapshot with no clients, an idle
-      gateway. Unreadable lines go to `row_errors`. Only a non-empty input of which
-      not one line can be read raises `SourceFormatError` (nothing must change).
+    - Only interface lines: a snapshot with no clients, an idle gateway. Unreadable
+      lines, and peers whose handshake lies more than `MAX_HANDSHAKE_AHEAD` after
+      `as_of`, go to `row_errors`.
+    - An empty input (nothing but blanks), or one of which not one line can be read,
+      raises `SourceFormatError`: nothing must change. (Even a gateway with no one
+      connected writes its interface line; an empty output is a failed read, and taken
+      as an idle gateway it would end every session.)
     """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
     peers, errors, parsed_lines = _parse(text)
-    if errors and parsed_lines == 0:
+    if parsed_lines == 0 and not errors:
+        raise SourceFormatError(1, "empty input: not a `wg show all dump` output (no interface line)")
+    if parsed_lines == 0:
         first = errors[0]
         raise SourceFormatError(first.line, f"not a `wg show all dump` output ({first.message})")
+    sound: list[WireGuardPeer] = []
+    for peer in peers:
+        if _handshake_far_ahead(peer, as_of):
+            errors.append(_far_ahead_error(peer, as_of))
+        else:
+            sound.append(peer)
     mapping = peers_to_members or {}
-    clients = tuple(_observation(peer, as_of, mapping) for peer in peers if is_connected(peer, as_of))
+    clients = tuple(_observation(peer, as_of, mapping) for peer in sound if is_connected(peer, as_of))
     return Snapshot(
         gateway=gateway,
         source=source,
         taken_at=as_of,
         clients=clients,
-        row_errors=tuple(errors),
+        row_errors=tuple(sorted(errors, key=lambda error: error.line)),
         network=network,
         region=region,
+    )
+
+
+def _handshake_far_ahead(peer: WireGuardPeer, as_of: datetime) -> bool:
+    return peer.latest_handshake is not None and peer.latest_handshake - as_of > MAX_HANDSHAKE_AHEAD
+
+
+def _far_ahead_error(peer: WireGuardPeer, as_of: datetime) -> RowError:
+    assert peer.latest_handshake is not None
+    days = (peer.latest_handshake - as_of).days
+    return RowError(
+        peer.line,
+        f"latest handshake {peer.latest_handshake.isoformat()} lies {days} days after the time of the read"
+        f" ({as_of.isoformat()}): a damaged value, not clock skew",
+        peer.client_key,
     )
 
 
@@ -295,26 +328,34 @@ def _peer(number: int, fields: list[str]) -> WireGuardPeer | RowError:
 
     latest_handshake: datetime | None = None
     if not _DIGITS.fullmatch(handshake_text):
-        problems.append(f"latest handshake is not unix seconds: {handshake_text!r}")
-    elif int(handshake_text) != 0:
-        try:
-            latest_handshake = datetime.fromtimestamp(int(handshake_text), tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            problems.append(f"latest handshake out of range: {handshake_text}")
+        problems.append(f"latest handshake is not unix seconds: {handshake_text[:40]!r}")
+    else:
+        seconds = digits_at_most(handshake_text, MAX_STORED_INT)
+        if seconds != 0:  # 0: never
+            latest_handshake = _from_unix_seconds(seconds)
+            if latest_handshake is None:
+                problems.append(f"latest handshake out of range: {handshake_text[:40]}")
 
     counters: list[int] = []
     for name, value in (("transfer-rx", rx_text), ("transfer-tx", tx_text)):
-        if _DIGITS.fullmatch(value):
-            counters.append(int(value))
+        if not _DIGITS.fullmatch(value):
+            problems.append(f"{name} is not a byte count: {value[:40]!r}")
+            continue
+        count = digits_at_most(value, MAX_STORED_INT)
+        if count is None:
+            # Not a count any peer reached; the database could not store it either.
+            problems.append(f"{name} {value[:40]!r} is above the largest count stored (2**63 - 1)")
         else:
-            problems.append(f"{name} is not a byte count: {value!r}")
+            counters.append(count)
 
     keepalive: int | None = None
     if keepalive_text != "off":
         if _DIGITS.fullmatch(keepalive_text):
-            keepalive = int(keepalive_text)
-        else:
-            problems.append(f"persistent keepalive is not 'off' or seconds: {keepalive_text!r}")
+            keepalive = digits_at_most(keepalive_text, _MAX_KEEPALIVE)
+        if keepalive is None:
+            problems.append(
+                f"persistent keepalive is not 'off' or seconds (0-{_MAX_KEEPALIVE}): {keepalive_text[:40]!r}"
+            )
 
     if problems:
         return RowError(number, "; ".join(problems), _prefix(interface, public_key))
@@ -329,6 +370,16 @@ def _peer(number: int, fields: list[str]) -> WireGuardPeer | RowError:
         keepalive=keepalive,
         line=number,
     )
+
+
+def _from_unix_seconds(seconds: int | None) -> datetime | None:
+    """The UTC time `seconds` after the epoch; None if past datetime's range (or None)."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _is_key(text: str) -> bool:
