@@ -10,9 +10,12 @@ import argparse
 import getpass
 import json
 import logging
+import math
 import os
+import re
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +31,44 @@ from active_sessions.sources.types import Snapshot, SourceFormatError
 log = logging.getLogger("active_sessions")
 
 
-def _workspace_id(name: str) -> int:
+class UsageError(Exception):
+    """A command-line value the command cannot use (the message says which); nothing changed.
+
+    `main` prints the message on stderr and exits with 2, as argparse does for its own refusals.
+    """
+
+
+def _unknown_workspace(db, name: str) -> UsageError:
+    known = ", ".join(queries.workspace_names(session=db)) or "none"
+    return UsageError(f"unknown workspace {name!r} (known: {known})")
+
+
+def _find_workspace(db, name: str, *, create: bool = False) -> tuple[int, bool]:
+    """The id of the workspace named by --workspace, and whether it was made now.
+
+    Only the commands that make workspaces (`demo`, `create-admin`: create=True) make a new
+    one; the others refuse a name they do not know, so that a typo does not fill a workspace
+    nobody sees. The demo workspace, everyone's default, is made on first use by any of them.
+    """
+    workspace = queries.workspace_by_name(session=db, name=name)
+    if workspace is not None:
+        return workspace.id, False
+    if not (create or name == DEMO_WORKSPACE):
+        raise _unknown_workspace(db, name)
+    return reconcile.get_or_create_workspace(db, name).id, True
+
+
+def _workspace_id(name: str, *, create: bool = False) -> int:
     with session_scope() as db:
-        return reconcile.get_or_create_workspace(db, name).id
+        workspace_id, created = _find_workspace(db, name, create=create)
+    if created:
+        _created_workspace(name)
+    return workspace_id
+
+
+def _created_workspace(name: str) -> None:
+    # On stderr, like every notice: some commands' stdout is data (a token, JSON).
+    print(f"created workspace {name!r}", file=sys.stderr)
 
 
 def _apply(workspace_id: int, snapshots: Sequence[Snapshot]) -> list[reconcile.ReconcileResult]:
@@ -68,14 +106,13 @@ def _simulator_tokens_path() -> Path:
     return data_dir() / "simulator-tokens.json"
 
 
-def _simulator_tokens(workspace: str, gateways: Sequence[str]) -> dict[str, str]:
+def _simulator_tokens(workspace: str, workspace_id: int, gateways: Sequence[str]) -> dict[str, str]:
     """The simulator's gateway tokens, kept in the data folder (mode 600); new ones if stale."""
     path = _simulator_tokens_path()
     stored: dict[str, dict[str, str]] = {}
     if path.exists():
         stored = json.loads(path.read_text())
     mine = stored.get(workspace, {})
-    workspace_id = _workspace_id(workspace)
     with session_scope() as db:
         valid = all(
             (gateway := tokens.authenticate(db, mine.get(name, ""))) is not None
@@ -115,14 +152,14 @@ def cmd_demo(args) -> int:
     from active_sessions.sources.simulator import Simulator
 
     migrate()
-    workspace_id = _workspace_id(args.workspace)
+    workspace_id = _workspace_id(args.workspace, create=True)
     simulator = Simulator(seed=args.seed, workspace_label=_label(args.workspace))
     with session_scope() as db:
         for gateway in simulator.world.gateways:
             reconcile.ensure_gateway(
                 db, workspace_id, gateway.name, network=gateway.network, region=gateway.region
             )
-    _simulator_tokens(args.workspace, [gateway.name for gateway in simulator.world.gateways])
+    _simulator_tokens(args.workspace, workspace_id, [gateway.name for gateway in simulator.world.gateways])
     _ensure_demo_admin(args.workspace, workspace_id)
     if args.sessions:
         with session_scope() as db:
@@ -150,7 +187,7 @@ def cmd_simulate(args) -> int:
     client = None
     if not args.direct:
         gateway_tokens = _simulator_tokens(
-            args.workspace, [gateway.name for gateway in simulator.world.gateways]
+            args.workspace, workspace_id, [gateway.name for gateway in simulator.world.gateways]
         )
         client = GatewayClient(args.api, gateway_tokens)
         while not client.healthy():
@@ -391,16 +428,12 @@ def cmd_wireguard_peer(args) -> int:
 
 def cmd_collect_openvpn_mgmt(args) -> int:
     """Ask an OpenVPN server's management interface for `status 3`, every --interval seconds."""
-    import os
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from active_sessions.sources.openvpn import parse_openvpn_status
     from active_sessions.sources.openvpn_mgmt import Backoff, ManagementClient, ManagementError, parse_target
 
     try:
         target = parse_target(args.target)
-        ZoneInfo(args.timezone)
-    except (ValueError, ZoneInfoNotFoundError) as error:
+    except ValueError as error:
         print(f"{error}", file=sys.stderr)
         return 2
     password = args.password if args.password is not None else os.environ.get("OPENVPN_MGMT_PASSWORD")
@@ -442,6 +475,19 @@ def cmd_collect_openvpn_mgmt(args) -> int:
             time.sleep(wait)
 
 
+def _ask_password(prompt: str) -> str:
+    """A password typed at the terminal, not echoed. Without a terminal, getpass would read
+    stdin with a warning that it may be echoed (or fail at its end): that is refused."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(prompt)
+        except getpass.GetPassWarning:
+            raise UsageError("no terminal to ask for the password: use --password-env VAR") from None
+        except EOFError:
+            raise UsageError("no password given (end of input)") from None
+
+
 def cmd_create_admin(args) -> int:
     """Create an admin account (or reset its password); the password is asked for, or read from
     the environment variable named by --password-env, and never printed or logged."""
@@ -452,19 +498,22 @@ def cmd_create_admin(args) -> int:
             print(f"environment variable {args.password_env} is empty", file=sys.stderr)
             return 2
     else:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Again: "):
+        password = _ask_password("Password: ")
+        if password != _ask_password("Again: "):
             print("the passwords differ", file=sys.stderr)
             return 2
-    workspace_id = _workspace_id(args.workspace)
     try:
+        # One transaction: a refused account leaves no new workspace behind.
         with session_scope() as db:
+            workspace_id, created = _find_workspace(db, args.workspace, create=True)
             auth.create_account(
                 db, workspace_id=workspace_id, email=args.email, password=password, name=args.name
             )
     except ValueError as error:
         print(f"refused: {error}", file=sys.stderr)
         return 2
+    if created:
+        _created_workspace(args.workspace)
     print(f"{args.email} is an admin of {args.workspace}")
     return 0
 
@@ -490,6 +539,8 @@ def cmd_sessions(args) -> int:
     migrate()  # on a new database: an empty list, not "no such table"
     with session_scope() as db:
         workspace = queries.workspace_by_name(session=db, name=args.workspace)
+        if workspace is None and args.workspace != DEMO_WORKSPACE:
+            raise _unknown_workspace(db, args.workspace)
         rows = queries.active_sessions_for_cli(session=db, workspace_id=workspace.id) if workspace else []
     listing = [
         {
@@ -524,11 +575,95 @@ def cmd_sessions(args) -> int:
 # ---------------------------------------------------------------- parser
 
 
+# Argument types: a value they refuse is a usage error naming the option (exit 2), never a traceback.
+
+MAX_SIMULATED_SESSIONS = 100_000
+MAX_SECONDS = 24 * 3600.0
+
+
 def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError("give an offset, e.g. 2026-12-03T10:00:00+00:00")
+    """An ISO 8601 time with an offset (a time without one would be read in an unknown zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time with an offset (e.g. 2026-12-04T10:00:00+00:00)"
+        )
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range once converted to UTC") from None
     return moment
+
+
+def _whole(low: int, high: int | None = None):
+    """A whole number from `low` to `high` (no limit above if None)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            limits = f"from {low} to {high}" if high is not None else f"from {low} on"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {limits}")
+        return value
+
+    return whole
+
+
+def _seconds(text: str) -> float:
+    """A wait or a timeout: more than 0 seconds, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_SECONDS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0 and at most {MAX_SECONDS:g}"
+        )
+    return value
+
+
+def _name(kind: str):
+    """A gateway's or a workspace's name, by the ingest API's rule for names (`ingest.Name`):
+    blanks around it removed, then 1 to 200 characters, no NUL."""
+
+    def name(text: str) -> str:
+        from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+        from active_sessions.ingest import Name
+
+        try:
+            # The API's models strip blanks before checking, as here.
+            return TypeAdapter(Name, config=ConfigDict(str_strip_whitespace=True)).validate_python(text)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            if problem["type"] == "string_too_short":
+                reason = "it is empty or blank"
+            elif problem["type"] == "string_too_long":
+                reason = f"{len(text.strip())} characters, at most {problem['ctx']['max_length']} are allowed"
+            else:
+                reason = problem["msg"].removeprefix("Value error, ")
+            shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+            raise argparse.ArgumentTypeError(f"{shown} is not a {kind} name: {reason}") from None
+
+    name.__name__ = f"{kind} name"
+    return name
+
+
+_gateway_name = _name("gateway")
+_workspace_name = _name("workspace")
+
+
+def _email(text: str) -> str:
+    """An email address, checked before a password is asked for."""
+    email = text.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email) or len(email) > 320:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
+    return email
 
 
 def _time_zone(name: str) -> str:
@@ -551,7 +686,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--workspace", default=DEMO_WORKSPACE, help="workspace name (default: %(default)s)")
+        sub.add_argument(
+            "--workspace",
+            type=_workspace_name,
+            default=DEMO_WORKSPACE,
+            help="an existing workspace's name (default: %(default)s, made on first use)",
+        )
         sub.set_defaults(handler=handler)
         return sub
 
@@ -568,9 +708,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = command("simulate", cmd_simulate, "run the demo simulator")
     simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--target", type=int, default=450, help="active sessions to hover around")
-    simulate.add_argument("--interval", type=float, default=1.0, help="seconds between steps")
-    simulate.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    simulate.add_argument(
+        "--target",
+        type=_whole(1, MAX_SIMULATED_SESSIONS),
+        default=450,
+        help=f"active sessions to hover around (1 to {MAX_SIMULATED_SESSIONS})",
+    )
+    simulate.add_argument("--interval", type=_seconds, default=1.0, help="seconds between steps")
+    simulate.add_argument("--steps", type=_whole(1), default=None, help="stop after this many steps")
     simulate.add_argument(
         "--api", default="http://127.0.0.1:8000", help="the app's backend (default: %(default)s)"
     )
@@ -578,14 +723,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     openvpn = command("import-openvpn", cmd_import_openvpn, "read an OpenVPN status file or `status 3` reply")
     openvpn.add_argument("path")
-    openvpn.add_argument("--gateway", required=True)
+    openvpn.add_argument("--gateway", type=_gateway_name, required=True)
     openvpn.add_argument("--network")
     openvpn.add_argument("--region")
     openvpn.add_argument(
         "--timezone", type=_time_zone, default="UTC", help="zone of the file's text times (default: UTC)"
     )
     openvpn.add_argument("--watch", action="store_true", help="re-read the file whenever it changes")
-    openvpn.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    openvpn.add_argument("--poll-interval", type=_seconds, default=1.0, help=argparse.SUPPRESS)
 
     wireguard = command(
         "import-wireguard", cmd_import_wireguard, "read `wg show all dump` from a file, stdin or `wg` itself"
@@ -595,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     wg_input.add_argument(
         "--command", dest="run_wg", action="store_true", help="run `wg show all dump` here (needs root)"
     )
-    wireguard.add_argument("--gateway", required=True)
+    wireguard.add_argument("--gateway", type=_gateway_name, required=True)
     wireguard.add_argument("--network")
     wireguard.add_argument("--region")
     wireguard.add_argument(
@@ -607,10 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="re-read the file when it changes, or run `wg` every --interval"
     )
     wireguard.add_argument(
-        "--interval", type=float, default=5.0, help="seconds between runs of `wg` (default: %(default)s)"
+        "--interval", type=_seconds, default=5.0, help="seconds between runs of `wg` (default: %(default)s)"
     )
-    wireguard.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for `wg`")
-    wireguard.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    wireguard.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to wait for `wg`")
+    wireguard.add_argument("--poll-interval", type=_seconds, default=1.0, help=argparse.SUPPRESS)
 
     wg_peer = command(
         "wireguard-peer", cmd_wireguard_peer, "say which member and device a WireGuard public key belongs to"
@@ -628,22 +773,24 @@ def build_parser() -> argparse.ArgumentParser:
     mgmt.add_argument(
         "target", metavar="HOST:PORT|SOCKET", help="TCP address ([v6]:port for IPv6) or socket path"
     )
-    mgmt.add_argument("--gateway", required=True)
+    mgmt.add_argument("--gateway", type=_gateway_name, required=True)
     mgmt.add_argument("--network")
     mgmt.add_argument("--region")
-    mgmt.add_argument("--timezone", default="UTC", help="zone of the reply's text times (default: UTC)")
+    mgmt.add_argument(
+        "--timezone", type=_time_zone, default="UTC", help="zone of the reply's text times (default: UTC)"
+    )
     mgmt.add_argument(
         "--password", help="management password (better: set OPENVPN_MGMT_PASSWORD, not seen in ps)"
     )
     mgmt.add_argument(
-        "--interval", type=float, default=5.0, help="seconds between reads (default: %(default)s)"
+        "--interval", type=_seconds, default=5.0, help="seconds between reads (default: %(default)s)"
     )
-    mgmt.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
+    mgmt.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to wait for an answer")
     mgmt.add_argument("--once", action="store_true", help="read once; exit non-zero if that fails")
-    mgmt.add_argument("--reads", type=int, default=None, help="stop after this many reads")
+    mgmt.add_argument("--reads", type=_whole(1), default=None, help="stop after this many reads")
 
     admin = command("create-admin", cmd_create_admin, "create an admin account or reset its password")
-    admin.add_argument("email")
+    admin.add_argument("email", type=_email)
     admin.add_argument("--name", help="display name (default: the email)")
     admin.add_argument(
         "--password-env", metavar="VAR", help="read the password from this environment variable"
@@ -651,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = command("gateway-token", cmd_gateway_token, "create or revoke a gateway's ingest API token")
     token.add_argument("action", choices=("create", "revoke"))
-    token.add_argument("gateway", help="gateway name (created on first sight)")
+    token.add_argument("gateway", type=_gateway_name, help="gateway name (created on first sight)")
 
     sessions = command("sessions", cmd_sessions, "list the active sessions")
     sessions.add_argument("--json", action="store_true", help="print a JSON list")
@@ -664,6 +811,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`sessions --json | head -1`): stop quietly, as `cat` does.
+        _discard_stdout()
+        return 128 + 13  # as killed by SIGPIPE
     except KeyboardInterrupt:
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (captured output)
+        pass

@@ -50,6 +50,17 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
     return Run(code, captured.out, captured.err)
 
 
+def create_workspace(name: str) -> None:
+    """A workspace in the CLI's database (migrated if new), as `demo` or `create-admin` would
+    make it: the other commands refuse a workspace that does not exist."""
+    from active_sessions.db import migrate, session_scope
+    from active_sessions.reconcile import get_or_create_workspace
+
+    migrate()
+    with session_scope() as db:
+        get_or_create_workspace(db, name)
+
+
 def sessions(
     engine: sa.Engine, *, gateway: str | None = None, active: bool | None = None
 ) -> list[VpnSession]:
