@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
-from active_sessions.components.common import backend_url
+from active_sessions.components.common import after_hydration, backend_url
 
 
 def sign_in_form(next_path, failed, signed_out) -> rx.Component:
+    return after_hydration(_sign_in_form(next_path, failed, signed_out), rx.spinner(size="3"))
+
+
+def _sign_in_form(next_path, failed, signed_out) -> rx.Component:
     return rx.el.form(
         rx.vstack(
             rx.heading("Sign in", size="6"),
@@ -49,6 +53,10 @@ def sign_in_form(next_path, failed, signed_out) -> rx.Component:
 
 
 def sign_out_button() -> rx.Component:
+    return after_hydration(_sign_out_form())
+
+
+def _sign_out_form() -> rx.Component:
     return rx.el.form(
         rx.button(
             rx.icon("log-out", size=16), "Sign out", variant="ghost", type="submit", data_testid="sign-out"

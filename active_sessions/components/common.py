@@ -59,6 +59,17 @@ def page_controls(*, page, page_count, page_size, go_to_page, set_page_size) -> 
     )
 
 
+def after_hydration(component: rx.Component, fallback: rx.Component | None = None) -> rx.Component:
+    """Render `component` in the browser only, once the page is hydrated.
+
+    A production build prerenders every page, and an attribute computed there (as
+    `backend_url` is, with no window to read the host from) stays in the page as
+    prerendered: a console opened at another host than the build's (127.0.0.1, a
+    proxy's name) would post its sign-in to the wrong host.
+    """
+    return rx.cond(rx.State.is_hydrated, component, fallback)
+
+
 def backend_url(path: str) -> rx.Var:
     """An absolute URL on the backend, worked out in the browser (ports differ in development)."""
     return rx.Var(

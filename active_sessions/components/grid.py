@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from active_sessions.columns import COLUMNS, Column
-from active_sessions.components.common import backend_url, page_controls
+from active_sessions.components.common import after_hydration, backend_url, page_controls
 from active_sessions.states.columns import ColumnState
 from active_sessions.states.export import BACKEND_LINK_ID, ExportState
 from active_sessions.states.grid import TICK_MS, GridState
@@ -150,7 +150,9 @@ def _export_buttons() -> rx.Component:
             data_testid="export-xlsx",
         ),
         # Where the export handler sends the browser for the file (see ExportState).
-        rx.el.a(id=BACKEND_LINK_ID, href=backend_url("/"), hidden=True, aria_hidden="true", tab_index=-1),
+        after_hydration(
+            rx.el.a(id=BACKEND_LINK_ID, href=backend_url("/"), hidden=True, aria_hidden="true", tab_index=-1)
+        ),
         spacing="2",
     )
 

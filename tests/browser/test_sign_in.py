@@ -4,11 +4,13 @@ for them, and a sign-out closes every tab of that sign-in (and only those)."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import _new_context
+from tests.browser.conftest import RunningApp, _new_context
 from tests.browser.support import Account, ConsoleData, open_sessions, wait_loaded
 
 pytestmark = pytest.mark.browser
@@ -37,6 +39,21 @@ def context(browser: Browser, console: str):
         yield context
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("path", ["/login/", "/sessions/"])
+def test_no_backend_address_is_baked_into_a_prerendered_page(
+    console: str, running_app: RunningApp, path: str
+):
+    """The sign-in form's target and the export link are made in the browser, from its own
+    host name: an address prerendered at build time names the build's host, and a console
+    opened under another name (127.0.0.1, a proxy's) would post the sign-in there, whose
+    cookie the page's host never sends."""
+    html = httpx.get(console + path, timeout=30).text
+    backend = urlsplit(running_app.backend_url)
+    assert "<html" in html
+    assert f"{backend.hostname}:{backend.port}" not in html
+    assert 'action="http' not in html and 'id="backend-root"' not in html
 
 
 def _workspace_names_shown(page: Page, data: ConsoleData) -> set[str]:
