@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,15 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
+def normalized_email(text: str) -> str:
+    """An account's email as stored (lowercase, no blanks around it); ValueError for anything
+    that is not `local@domain` without blanks, or longer than an address can be."""
+    email = text.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email) or len(email) > 320:
+        raise ValueError(f"not an email address: {text!r}")
+    return email
+
+
 def create_account(
     db: Session,
     *,
@@ -86,9 +96,7 @@ def create_account(
     role: Role = Role.ADMIN,
 ) -> Member:
     """Create or update the account with this email in the workspace."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise ValueError(f"not an email address: {email!r}")
+    email = normalized_email(email)
     check_password_strength(password)
     other = queries.account_by_email(session=db, email=email)
     if other is not None and other.workspace_id != workspace_id:

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 import warnings
@@ -659,11 +658,11 @@ _workspace_name = _name("workspace")
 
 
 def _email(text: str) -> str:
-    """An email address, checked before a password is asked for."""
-    email = text.strip()
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email) or len(email) > 320:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
-    return email
+    """An email address, checked (by the accounts' own rule) before a password is asked for."""
+    try:
+        return auth.normalized_email(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an email address") from None
 
 
 def _time_zone(name: str) -> str:
