@@ -35,6 +35,8 @@ def _postgres_engine() -> Iterator[sa.Engine]:
     def _use_schema(dbapi_connection, _record):
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f'SET search_path TO "{schema}"')
+        # Committed, or the pool's rollback when the connection comes back would undo it.
+        dbapi_connection.commit()
 
     try:
         yield engine
