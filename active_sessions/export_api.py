@@ -96,14 +96,17 @@ class _Refused(Exception):
 
 def _export(request: ExportRequest, token: str | None, address: str | None) -> tuple[bytes, dict[str, str]]:
     """The file and its headers, after the admin check; the export goes to the audit log."""
-    with session_scope() as db:
+    # The second session counts the matches while the first reads the rows.
+    with session_scope() as db, session_scope() as count_db:
         identity = auth.identify(db, token)
         if identity is None:
             raise _Refused(401, "sign in to the console to export")
         if not identity.is_admin:
             raise _Refused(403, "the Active Sessions console is for workspace admins")
         now = now_utc()
-        page = queries.export_rows(session=db, workspace_id=identity.workspace_id, view=request.view)
+        page = queries.export_rows(
+            session=db, workspace_id=identity.workspace_id, view=request.view, count_session=count_db
+        )
         data = export_sessions(
             page.rows, request.columns, fmt=request.fmt, now=now, tz=zone(request.timezone)
         )

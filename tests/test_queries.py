@@ -867,6 +867,32 @@ def test_export_returns_the_view_in_order_with_the_true_total(db, data):
     assert (data.keys(grafana.rows), grafana.total) == (["d2", "e1"], 2)
 
 
+@pytest.mark.parametrize(
+    "view",
+    [
+        SessionView(sort="member"),
+        SessionView(filters={"app": ["Grafana"]}),
+        SessionView(filters={"gateway": ["gw-lab"]}, sort="started_at", descending=True),
+        SessionView(search="ada"),
+    ],
+    ids=["all", "fewer than the limit", "gateway filter", "search"],
+)
+def test_export_counts_on_a_second_session_with_the_same_outcome(engine, db, data, view):
+    db.commit()  # the second session has a connection of its own: it sees committed rows
+    counted = []
+    with Session(engine) as count_db:
+        sa.event.listen(count_db.connection(), "before_cursor_execute", lambda *args: counted.append(args[2]))
+        beside = queries.export_rows(
+            session=db, workspace_id=data.acme, view=view, limit=4, count_session=count_db
+        )
+    alone = queries.export_rows(session=db, workspace_id=data.acme, view=view, limit=4)
+    assert beside == alone
+    assert len(beside.rows) == min(4, beside.total)
+    # A search counts while it lists (`_search_matches`); the rest count on the second session.
+    assert len(counted) == (0 if view.search else 1)
+    assert all("count" in statement.lower() for statement in counted)
+
+
 def test_export_stops_at_1000_rows(db, data):
     assert EXPORT_LIMIT == 1000
     ws = make_workspace(db, "Big")
