@@ -7,6 +7,7 @@ Filtering, sorting, counting and paging all happen in SQL.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, replace
@@ -424,15 +425,35 @@ def _sorted_rows(
 SEARCH_ID_LIMIT = 2000
 
 
-def _search_matches(session: Session, workspace_id: int, view: SessionView) -> tuple[int, list[int] | None]:
+def _search_matches(
+    session: Session, workspace_id: int, view: SessionView, count_session: Session | None = None
+) -> tuple[int, list[int] | None]:
     """How many active sessions match the view's search, and their ids if at most SEARCH_ID_LIMIT.
 
     A search must look at every active session to count, and a rare needle makes
     the page walk look at all of them too. Instead: one pass over the narrow
     search index in its order, listing matches up to the limit; past it, the rest
-    of the index, from where the list stopped, is only counted.
+    of the index, from where the list stopped, is only counted. With
+    `count_session`, the index's lower half is searched there at the same time.
     """
     conditions = _view_conditions(workspace_id, view)
+    split = _search_split(session, workspace_id) if count_session is not None else None
+    if split is None:
+        return _search_range(session, conditions)
+    text = col(VpnSession.search_text)
+    lower = _COUNTING.submit(_search_range, count_session, [*conditions, text < split])
+    try:
+        upper_total, upper_ids = _search_range(session, [*conditions, text >= split])
+    finally:
+        futures.wait([lower])
+    lower_total, lower_ids = lower.result()
+    total = lower_total + upper_total
+    listed = lower_ids is not None and upper_ids is not None and total <= SEARCH_ID_LIMIT
+    return total, (lower_ids + upper_ids if listed else None)
+
+
+def _search_range(session: Session, conditions: list) -> tuple[int, list[int] | None]:
+    """`_search_matches` over the index entries that meet `conditions`."""
     text = col(VpnSession.search_text)
     ids = list(
         session.exec(
@@ -446,6 +467,34 @@ def _search_matches(session: Session, workspace_id: int, view: SessionView) -> t
     after_last = sa.and_(text >= last_text, sa.or_(text > last_text, VpnSession.id > last_id))
     rest = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions, after_last)).one()
     return len(ids) + rest, None
+
+
+# The middle of a workspace's search index, by (database, workspace): (found at, text).
+# Only a hint where to split a search in two, so it may be minutes old.
+_SEARCH_SPLITS: dict[tuple[str, int], tuple[float, str | None]] = {}
+SEARCH_SPLIT_MAX_AGE_S = 300.0
+# Fewer active sessions than this are searched in one piece.
+SEARCH_SPLIT_MIN_SESSIONS = 10_000
+
+
+def _search_split(session: Session, workspace_id: int) -> str | None:
+    """The search text halfway through the workspace's active sessions (None: do not split)."""
+    key = (session.get_bind().url.render_as_string(hide_password=True), workspace_id)
+    found = _SEARCH_SPLITS.get(key)
+    if found is not None and time.monotonic() - found[0] < SEARCH_SPLIT_MAX_AGE_S:
+        return found[1]
+    active = _count(session, workspace_id, SessionView())
+    split = None
+    if active >= SEARCH_SPLIT_MIN_SESSIONS:
+        split = session.exec(
+            select(VpnSession.search_text)
+            .where(*_active(workspace_id))
+            .order_by(VpnSession.search_text)
+            .limit(1)
+            .offset(active // 2)
+        ).first()
+    _SEARCH_SPLITS[key] = (time.monotonic(), split)
+    return split
 
 
 def _rows_of(
@@ -481,10 +530,17 @@ def _page(
     limit: int,
     offset: int,
     keys: Sequence[str] = tuple(_ROW_COLUMNS),
+    count_session: Session | None = None,
 ) -> Page:
-    """`limit` rows from `offset` in the view's order, and how many match."""
+    """`limit` rows from `offset` in the view's order, and how many match.
+
+    With `count_session` (a second session, holding nothing uncommitted that the
+    count must see), a first page is counted there while its rows are read, and
+    a search is split in two halves searched at once: the database does both
+    together, on a connection each.
+    """
     if view.search and not view.filters:
-        total, ids = _search_matches(session, workspace_id, view)
+        total, ids = _search_matches(session, workspace_id, view, count_session)
         if ids is not None:
             rows = (
                 _rows_of(session, workspace_id, view, ids, limit=limit, offset=offset, keys=keys)
@@ -493,10 +549,7 @@ def _page(
             )
             return Page(rows=rows, total=total)
     elif offset == 0:
-        # The first page needs no count to be found, and a short one is its own count.
-        rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
-        total = len(rows) if len(rows) < limit else _count(session, workspace_id, view)
-        return Page(rows=rows, total=total)
+        return _first_page(session, workspace_id, view, limit=limit, keys=keys, count_session=count_session)
     else:
         total = _count(session, workspace_id, view)
     # Past the end (or nothing matches) there is nothing to walk for.
@@ -508,12 +561,46 @@ def _page(
     return Page(rows=rows, total=total)
 
 
-def active_sessions_page(*, session: Session, workspace_id: int, view: SessionView) -> Page:
-    """One page of the active sessions in the view's order, and how many match."""
-    return _page(session, workspace_id, view, limit=view.page_size, offset=view.page * view.page_size)
+def _first_page(
+    session: Session,
+    workspace_id: int,
+    view: SessionView,
+    *,
+    limit: int,
+    keys: Sequence[str],
+    count_session: Session | None,
+) -> Page:
+    """The first `limit` rows: found without the count, and a short page is its own count."""
+    if count_session is None:
+        rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
+        total = len(rows) if len(rows) < limit else _count(session, workspace_id, view)
+        return Page(rows=rows, total=total)
+    counting = _COUNTING.submit(_count, count_session, workspace_id, view)
+    try:
+        rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
+    finally:
+        # Never leave the count running on a session its owner is about to close.
+        futures.wait([counting])
+    # The count's snapshot may be a moment apart from the rows': it is never fewer than they.
+    total = max(counting.result(), len(rows)) if len(rows) == limit else len(rows)
+    return Page(rows=rows, total=total)
 
 
-# Counts that run beside a long read, each on a session (connection) of its own.
+def active_sessions_page(
+    *, session: Session, workspace_id: int, view: SessionView, count_session: Session | None = None
+) -> Page:
+    """One page of the active sessions in the view's order, and how many match (see `_page`)."""
+    return _page(
+        session,
+        workspace_id,
+        view,
+        limit=view.page_size,
+        offset=view.page * view.page_size,
+        count_session=count_session,
+    )
+
+
+# Counts and search halves that run beside a read, each on a session (connection) of its own.
 _COUNTING = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="count")
 
 
@@ -527,24 +614,12 @@ def export_rows(
 ) -> Page:
     """The first `limit` sessions of the view in its order (all pages), and how many match.
 
-    The rows hold what an export shows (`_EXPORT_KEYS`), not the flags and member ids of the grid.
-    With `count_session` (a second session, holding nothing uncommitted that the
-    count must see), the matches are counted there while the rows are read: the
-    two take about as long, and the database does both at once.
+    The rows hold what an export shows (`_EXPORT_KEYS`), not the flags and member
+    ids of the grid. `count_session`: see `_page`.
     """
-    if count_session is None or (view.search and not view.filters):
-        return _page(session, workspace_id, view, limit=limit, offset=0, keys=_EXPORT_KEYS)
-    counting = _COUNTING.submit(_count, count_session, workspace_id, view)
-    try:
-        rows = _sorted_rows(
-            session, workspace_id, view, limit=limit, offset=0, total=limit, keys=_EXPORT_KEYS
-        )
-    finally:
-        # Never leave the count running on a session its owner is about to close.
-        futures.wait([counting])
-    # The count's snapshot may be a moment apart from the rows': it is never fewer than they.
-    total = max(counting.result(), len(rows)) if len(rows) == limit else len(rows)
-    return Page(rows=rows, total=total)
+    return _page(
+        session, workspace_id, view, limit=limit, offset=0, keys=_EXPORT_KEYS, count_session=count_session
+    )
 
 
 # ---------------------------------------------------------------- facets

@@ -474,6 +474,25 @@ def test_search_is_literal_and_case_insensitive(db, data, text, expected):
     assert keys_of(db, data, search=text) == expected
 
 
+@pytest.mark.parametrize("id_limit", [2000, 10, 3])
+@pytest.mark.parametrize("text", ["an", "ben", "dev-1", "192.0.2", "zed"])
+def test_a_search_split_in_two_halves_finds_the_same_pages(engine, db, data, monkeypatch, text, id_limit):
+    # Split however small the workspace; a small id list makes common needles take the counting way.
+    monkeypatch.setattr(queries, "SEARCH_SPLIT_MIN_SESSIONS", 0)
+    monkeypatch.setattr(queries, "SEARCH_ID_LIMIT", id_limit)
+    monkeypatch.setattr(queries, "_SEARCH_SPLITS", {})
+    for number in range(3):
+        view = SessionView(search=text, sort="member", page=number, page_size=25)
+        alone = queries.active_sessions_page(session=db, workspace_id=data.paging, view=view)
+        with Session(engine) as count_db:
+            halves = queries.active_sessions_page(
+                session=db, workspace_id=data.paging, view=view, count_session=count_db
+            )
+        assert halves == alone
+    [split] = [text for _, text in queries._SEARCH_SPLITS.values()]
+    assert split is not None, "the paging workspace's search index was split"
+
+
 def test_search_ignores_case_beyond_ascii(db, data):
     with Session(db.get_bind()) as scratch:
         ws = make_workspace(scratch, "Accents")
@@ -878,7 +897,7 @@ def test_export_returns_the_view_in_order_with_the_true_total(db, data):
     ids=["all", "fewer than the limit", "gateway filter", "search"],
 )
 def test_export_counts_on_a_second_session_with_the_same_outcome(engine, db, data, view):
-    db.commit()  # the second session has a connection of its own: it sees committed rows
+    # The module's data is committed: the second session (a connection of its own) sees it.
     counted = []
     with Session(engine) as count_db:
         sa.event.listen(count_db.connection(), "before_cursor_execute", lambda *args: counted.append(args[2]))

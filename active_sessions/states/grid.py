@@ -111,8 +111,11 @@ class GridState(ViewState):
         """The view's page at this version: shared with the tabs that read it already."""
 
         def read() -> SharedPage:
-            with read_session() as session:
-                page = queries.active_sessions_page(session=session, workspace_id=workspace_id, view=view)
+            # The second session counts (or searches half) while the first reads the rows.
+            with read_session() as session, read_session() as count_session:
+                page = queries.active_sessions_page(
+                    session=session, workspace_id=workspace_id, view=view, count_session=count_session
+                )
             return SharedPage(page)
 
         return PAGE_CACHE.get_or_load(workspace_id, version, view, read)
