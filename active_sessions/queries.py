@@ -271,6 +271,30 @@ def _column_plus_zero(element, compiler, **kw) -> str:
     return f"({compiler.process(element.clauses, **kw)} + 0)"
 
 
+class _checked_on_the_walk(FunctionElement):
+    """A subquery condition that PostgreSQL checks on each entry of an index walk.
+
+    Written `coalesce(condition, false)` on PostgreSQL, which does not turn a subquery
+    inside a function into a join: it walks the sort index in order, checks each entry
+    against a hash of the subquery's ids and stops at the page, instead of joining all
+    the matches and sorting them (a deep page of one gateway: 30 -> 13-16 ms). SQLite
+    gets the condition as it is (see `_unindexed` for its walk).
+    """
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_checked_on_the_walk)
+def _condition_as_is(element, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_checked_on_the_walk, "postgresql")
+def _condition_coalesced(element, compiler, **kw) -> str:
+    return f"coalesce({compiler.process(element.clauses, **kw)}, false)"
+
+
 def _active(workspace_id: int) -> list[sa.ColumnElement[bool]]:
     return [VpnSession.workspace_id == workspace_id, col(VpnSession.ended_at).is_(None)]
 
@@ -284,16 +308,20 @@ def _live_links(workspace_id: int) -> list[sa.ColumnElement[bool]]:
     return [SessionGateway.workspace_id == workspace_id, SessionGateway.active]
 
 
-def _filter_condition(workspace_id: int, key: str, values: tuple[str, ...]) -> sa.ColumnElement[bool]:
+def _filter_condition(
+    workspace_id: int, key: str, values: tuple[str, ...], *, walked: bool = False
+) -> sa.ColumnElement[bool]:
     if key == "gateway":
         # Any gateway the session accessed: its id among the live links to those gateways.
         # `_unindexed` keeps SQLite from fetching and sorting every linked session by id;
-        # it walks the sort index instead and looks each id up in the set.
-        return _unindexed(VpnSession.id).in_(
+        # it walks the sort index instead and looks each id up in the set. `walked`: the
+        # same on PostgreSQL (a deep page), which otherwise chooses the join.
+        linked = _unindexed(VpnSession.id).in_(
             select(SessionGateway.session_id).where(
                 *_live_links(workspace_id), col(SessionGateway.gateway_name).in_(values)
             )
         )
+        return _checked_on_the_walk(linked) if walked else linked
     if key == "member":
         return col(VpnSession.member_id).in_([int(value) for value in values])
     return col(_FILTER_COLUMNS[key]).in_(values)
@@ -321,12 +349,12 @@ def _search_condition(text: str) -> sa.ColumnElement[bool]:
 
 
 def _view_conditions(
-    workspace_id: int, view: SessionView, *, except_filters: Collection[str] = ()
+    workspace_id: int, view: SessionView, *, except_filters: Collection[str] = (), walked: bool = False
 ) -> list[sa.ColumnElement[bool]]:
     conditions = _active(workspace_id)
     for key, values in view.filters.items():
         if key not in except_filters:
-            conditions.append(_filter_condition(workspace_id, key, values))
+            conditions.append(_filter_condition(workspace_id, key, values, walked=walked))
     if view.search:
         conditions.append(_search_condition(view.search))
     return conditions
@@ -407,10 +435,9 @@ def _sorted_rows(
         # A deep page: its ids from the index alone, then those rows. PostgreSQL
         # would otherwise read and sort every matching row in full to skip them;
         # SQLite skips inside the index already, and the second query costs it more.
+        walked = _view_conditions(workspace_id, view, walked=True)
         ids = list(
-            session.exec(
-                select(VpnSession.id).where(*conditions).order_by(*order).limit(limit).offset(offset)
-            )
+            session.exec(select(VpnSession.id).where(*walked).order_by(*order).limit(limit).offset(offset))
         )
         if not ids:
             return []

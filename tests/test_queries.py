@@ -643,6 +643,34 @@ def test_walking_all_pages_yields_every_row_once_in_order(db, data, key, plan, m
         assert len(set(walked)) == 60
 
 
+@pytest.mark.parametrize("gateways", [["pg-a"], ["pg-a", "pg-c"]])
+@pytest.mark.parametrize("key", ["member", "gateways", "started_at"])
+def test_a_gateway_filter_walked_deep_gives_the_pages_of_the_plain_walk(db, data, monkeypatch, key, gateways):
+    def walk() -> list[str]:
+        keys = []
+        for number in range(3):
+            view = dict(filters={"gateway": gateways}, sort=key, page=number, page_size=25)
+            keys += data.keys(page(db, data, data.paging, **view).rows)
+        return keys
+
+    plain = walk()
+    assert len(plain) == len(set(plain)) == 20 * len(gateways)
+    statements = []
+
+    def record(_connection, _cursor, statement, *_):
+        statements.append(statement)
+
+    sa.event.listen(db.get_bind(), "before_cursor_execute", record)
+    try:
+        # Every page as a deep one: ids first on PostgreSQL, its gateway check on the walk.
+        monkeypatch.setattr(queries, "DEEP_OFFSET", 0)
+        assert walk() == plain
+    finally:
+        sa.event.remove(db.get_bind(), "before_cursor_execute", record)
+    walked_on_postgres = any("coalesce(session.id IN" in statement for statement in statements)
+    assert walked_on_postgres == (data.dialect == "postgresql")
+
+
 def test_paging_and_totals(db, data):
     for size in (25, 50, 100):
         first = page(db, data, data.paging, page_size=size)
