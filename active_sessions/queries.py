@@ -482,10 +482,13 @@ def _search_matches(
 def _search_range(session: Session, conditions: list) -> tuple[int, list[int] | None]:
     """`_search_matches` over the index entries that meet `conditions`."""
     text = col(VpnSession.search_text)
+    # Up to 2,001 ids, read as Core scalars: through the ORM they cost more than the search.
     ids = list(
-        session.exec(
+        session.connection()
+        .execute(
             select(VpnSession.id).where(*conditions).order_by(text, VpnSession.id).limit(SEARCH_ID_LIMIT + 1)
         )
+        .scalars()
     )
     if len(ids) <= SEARCH_ID_LIMIT:
         return len(ids), ids
