@@ -47,18 +47,35 @@ def create_db_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
-@lru_cache(maxsize=8)
-def _engine_for(url: str) -> sa.Engine:
+@lru_cache(maxsize=16)
+def _engine_for(url: str, purpose: str) -> sa.Engine:
     return create_db_engine(url)
 
 
 def get_engine(url: str | None = None) -> sa.Engine:
     """The process's engine for `url` (default: `DATABASE_URL` as it is now)."""
-    return _engine_for(url or database_url())
+    return _engine_for(url or database_url(), "main")
+
+
+def _clear_engines() -> None:
+    _engine_for.cache_clear()
 
 
 # Tests that switch databases drop the cached engines.
-get_engine.cache_clear = _engine_for.cache_clear
+get_engine.cache_clear = _clear_engines
+
+
+@contextmanager
+def side_session(url: str | None = None) -> Iterator[Session]:
+    """A read-only session for a query that runs beside another one, on a thread of its own
+    (`queries`: a page's count, half of a search).
+
+    Its connections come from a pool of their own: a request that holds a connection of
+    the main pool while it waits for its side query can never leave that query waiting for
+    a main connection, however many requests do so at once.
+    """
+    with Session(_engine_for(url or database_url(), "side")) as session:
+        yield session
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from active_sessions import auth, queries
-from active_sessions.db import session_scope
+from active_sessions.db import session_scope, side_session
 from active_sessions.display import now_utc, valid_timezone, zone
 from active_sessions.export import EXPORT_FORMATS, check_columns, export_filename, export_sessions
 from active_sessions.view import InvalidView, SessionView
@@ -97,7 +97,7 @@ class _Refused(Exception):
 def _export(request: ExportRequest, token: str | None, address: str | None) -> tuple[bytes, dict[str, str]]:
     """The file and its headers, after the admin check; the export goes to the audit log."""
     # The second session counts the matches while the first reads the rows.
-    with session_scope() as db, session_scope() as count_db:
+    with session_scope() as db, side_session() as count_db:
         identity = auth.identify(db, token)
         if identity is None:
             raise _Refused(401, "sign in to the console to export")

@@ -565,9 +565,10 @@ def _page(
     """`limit` rows from `offset` in the view's order, and how many match.
 
     With `count_session` (a second session, holding nothing uncommitted that the
-    count must see), a first page is counted there while its rows are read, and
-    a search is split in two halves searched at once: the database does both
-    together, on a connection each.
+    count must see; in the app `db.side_session`, whose pool the waiting caller never
+    holds), a first page is counted there while its rows are read, and a search is
+    split in two halves searched at once: the database does both together, on a
+    connection each.
     """
     if view.search and not view.filters:
         total, ids = _search_matches(session, workspace_id, view, count_session)

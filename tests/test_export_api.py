@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
@@ -18,9 +20,9 @@ from sqlmodel import Session, select
 from active_sessions import auth, queries, reconcile, tokens
 from active_sessions.api import create_api
 from active_sessions.columns import COLUMN_KEYS
-from active_sessions.db import session_scope
+from active_sessions.db import get_engine, session_scope
 from active_sessions.export import DURATION_SECONDS_LABEL
-from active_sessions.export_api import ExportRequest, parse_export_request
+from active_sessions.export_api import ExportRequest, _export, parse_export_request
 from active_sessions.models import AuditEntry, Role
 from active_sessions.sources.types import GatewayAccess
 from active_sessions.view import InvalidView, SessionView
@@ -178,6 +180,29 @@ def test_more_sessions_than_the_limit_give_the_first_ones_and_say_how_many_match
     assert response.status_code == 200
     assert (response.headers["x-matching-sessions"], response.headers["x-exported-sessions"]) == ("3", "2")
     assert len(_table(response)) == 1 + 2
+
+
+def test_more_exports_at_once_than_the_pool_has_connections_all_finish(exports, monkeypatch):
+    # Each export holds a connection of the main pool while its count runs on another
+    # thread: the counts take theirs from the side pool, so none waits on a held one.
+    monkeypatch.setattr(queries, "export_rows", functools.partial(queries.export_rows, limit=2))
+    count = queries._count
+
+    def slow_count(*args):
+        time.sleep(0.2)  # every export holds its main connection meanwhile
+        return count(*args)
+
+    monkeypatch.setattr(queries, "_count", slow_count)
+    pool = get_engine().pool
+    monkeypatch.setattr(pool, "_timeout", 3)  # a wait for a held connection fails fast
+    exporting = pool.size() + pool._max_overflow + 3
+    request = parse_export_request("csv", {"columns": "member", "tz": "UTC"})
+    token = exports.cookies[ACME_ADMIN]
+    with ThreadPoolExecutor(max_workers=exporting) as threads:
+        results = list(threads.map(lambda _: _export(request, token, "198.51.100.9"), range(exporting)))
+    assert [(headers["X-Matching-Sessions"], headers["X-Exported-Sessions"]) for _, headers in results] == [
+        ("3", "2")
+    ] * exporting
 
 
 def test_every_export_is_in_the_audit_log_with_its_view_and_counts(exports, http):

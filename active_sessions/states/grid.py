@@ -10,6 +10,7 @@ from datetime import datetime
 import reflex as rx
 
 from active_sessions import queries
+from active_sessions.db import side_session
 from active_sessions.display import format_time, now_utc, seconds_between
 from active_sessions.export import format_duration
 from active_sessions.page_cache import PageCache
@@ -112,7 +113,7 @@ class GridState(ViewState):
 
         def read() -> SharedPage:
             # The second session counts (or searches half) while the first reads the rows.
-            with read_session() as session, read_session() as count_session:
+            with read_session() as session, side_session() as count_session:
                 page = queries.active_sessions_page(
                     session=session, workspace_id=workspace_id, view=view, count_session=count_session
                 )
