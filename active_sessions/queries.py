@@ -459,9 +459,8 @@ def _search_matches(
 
     A search must look at every active session to count, and a rare needle makes
     the page walk look at all of them too. Instead: one pass over the narrow
-    search index in its order, listing matches up to the limit; past it, the rest
-    of the index, from where the list stopped, is only counted. With
-    `count_session`, the index's lower half is searched there at the same time.
+    search index listing matches up to the limit, and only past it a count of all.
+    With `count_session`, the index's lower half is searched there at the same time.
     """
     conditions = _view_conditions(workspace_id, view)
     split = _search_split(session, workspace_id) if count_session is not None else None
@@ -482,21 +481,34 @@ def _search_matches(
 def _search_range(session: Session, conditions: list) -> tuple[int, list[int] | None]:
     """`_search_matches` over the index entries that meet `conditions`."""
     text = col(VpnSession.search_text)
-    # Up to 2,001 ids, read as Core scalars: through the ORM they cost more than the search.
-    ids = list(
-        session.connection()
-        .execute(
-            select(VpnSession.id).where(*conditions).order_by(text, VpnSession.id).limit(SEARCH_ID_LIMIT + 1)
-        )
-        .scalars()
-    )
+    first = (
+        select(VpnSession.id).where(*conditions).order_by(text, VpnSession.id).limit(SEARCH_ID_LIMIT + 1)
+    ).subquery()
+    # The ids in one value: a row each would take the GIL back thousands of times from
+    # the other half's thread.
+    listed = session.exec(select(_id_list(first.c.id))).one()
+    ids = [int(value) for value in listed.split(",")] if listed else []
     if len(ids) <= SEARCH_ID_LIMIT:
         return len(ids), ids
-    last_id = ids[-1]
-    last_text = session.exec(select(text).where(VpnSession.id == last_id)).one()
-    after_last = sa.and_(text >= last_text, sa.or_(text > last_text, VpnSession.id > last_id))
-    rest = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions, after_last)).one()
-    return len(ids) + rest, None
+    counted = session.exec(select(sa.func.count()).select_from(VpnSession).where(*conditions)).one()
+    return counted, None
+
+
+class _id_list(FunctionElement):
+    """The ids of a column joined by commas, in one value (any order)."""
+
+    type = sa.Text()
+    inherit_cache = True
+
+
+@compiles(_id_list, "sqlite")
+def _group_concat(element, compiler, **kw) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(_id_list, "postgresql")
+def _string_agg(element, compiler, **kw) -> str:
+    return f"string_agg(CAST({compiler.process(element.clauses, **kw)} AS TEXT), ',')"
 
 
 # The middle of a workspace's search index, by (database, workspace): (found at, text).
