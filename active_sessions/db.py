@@ -20,26 +20,36 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 MIGRATIONS_DIR = PROJECT_ROOT / "alembic"
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    # A batch of ingest touches many index pages: a 32 MiB page cache (filled only as
-    # used) keeps them between batches, and checkpointing the WAL every 4,000 pages
-    # rather than 1,000 copies a page that every batch changes a quarter as often.
-    # Together: ingest batches about 15% faster (bench/ingest.py).
-    cursor.execute("PRAGMA cache_size=-32768")
-    cursor.execute("PRAGMA wal_autocheckpoint=4000")
-    cursor.close()
+# SQLite's page cache per connection, in KiB. A batch of ingest touches many index pages:
+# 16 MiB (filled only as used) keeps them between batches. A pool holds up to 15
+# connections, so this bounds a process's caches at about 240 MiB; side reads (counts,
+# half a search: `side_session`) scan once and keep SQLite's default 2 MiB.
+PAGE_CACHE_KIB = 16_384
+SIDE_PAGE_CACHE_KIB = 2_000
 
 
-def create_db_engine(url: str) -> sa.Engine:
+def _sqlite_settings(page_cache_kib: int):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA cache_size=-{int(page_cache_kib)}")
+        # Checkpointing the WAL every 4,000 pages rather than 1,000 copies a page that
+        # every ingest batch changes a quarter as often. With the cache: ingest batches
+        # about 15% faster (bench/ingest.py).
+        cursor.execute("PRAGMA wal_autocheckpoint=4000")
+        cursor.close()
+
+    return on_connect
+
+
+def create_db_engine(url: str, *, page_cache_kib: int = PAGE_CACHE_KIB) -> sa.Engine:
     """Create an engine with the settings this project relies on."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "connect", _sqlite_settings(page_cache_kib))
         return engine
     # Pre-ping replaces connections a database restart killed; a connect gives up after a while
     # (the ingest API answers 503) instead of hanging on an unreachable host.
@@ -49,7 +59,7 @@ def create_db_engine(url: str) -> sa.Engine:
 
 @lru_cache(maxsize=16)
 def _engine_for(url: str, purpose: str) -> sa.Engine:
-    return create_db_engine(url)
+    return create_db_engine(url, page_cache_kib=SIDE_PAGE_CACHE_KIB if purpose == "side" else PAGE_CACHE_KIB)
 
 
 def get_engine(url: str | None = None) -> sa.Engine:
