@@ -58,21 +58,17 @@ def create_db_engine(url: str, *, page_cache_kib: int = PAGE_CACHE_KIB) -> sa.En
 
 
 @lru_cache(maxsize=16)
-def _engine_for(url: str, purpose: str) -> sa.Engine:
-    return create_db_engine(url, page_cache_kib=SIDE_PAGE_CACHE_KIB if purpose == "side" else PAGE_CACHE_KIB)
+def _engine_for(url: str, page_cache_kib: int) -> sa.Engine:
+    return create_db_engine(url, page_cache_kib=page_cache_kib)
 
 
 def get_engine(url: str | None = None) -> sa.Engine:
     """The process's engine for `url` (default: `DATABASE_URL` as it is now)."""
-    return _engine_for(url or database_url(), "main")
-
-
-def _clear_engines() -> None:
-    _engine_for.cache_clear()
+    return _engine_for(url or database_url(), PAGE_CACHE_KIB)
 
 
 # Tests that switch databases drop the cached engines.
-get_engine.cache_clear = _clear_engines
+get_engine.cache_clear = _engine_for.cache_clear
 
 
 @contextmanager
@@ -84,7 +80,7 @@ def side_session(url: str | None = None) -> Iterator[Session]:
     the main pool while it waits for its side query can never leave that query waiting for
     a main connection, however many requests do so at once.
     """
-    with Session(_engine_for(url or database_url(), "side")) as session:
+    with Session(_engine_for(url or database_url(), SIDE_PAGE_CACHE_KIB)) as session:
         yield session
 
 
