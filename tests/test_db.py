@@ -6,7 +6,7 @@ import pytest
 
 from active_sessions import db
 
-NAMES = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "cache_size", "wal_autocheckpoint")
+NAMES = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "cache_size", "mmap_size", "wal_autocheckpoint")
 
 
 @pytest.mark.parametrize(
@@ -28,6 +28,7 @@ def test_every_sqlite_connection_gets_the_projects_settings(tmp_path, monkeypatc
                 "foreign_keys": 1,
                 "busy_timeout": 10000,
                 "cache_size": -cache_kib,
+                "mmap_size": 2_000_000_000,  # bytes; SQLite would report 0 where it cannot map
                 "wal_autocheckpoint": 4000,  # pages
             }
     finally:
