@@ -6,7 +6,15 @@ import pytest
 
 from active_sessions import db
 
-NAMES = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "cache_size", "mmap_size", "wal_autocheckpoint")
+NAMES = (
+    "journal_mode",
+    "synchronous",
+    "foreign_keys",
+    "busy_timeout",
+    "cache_size",
+    "mmap_size",
+    "wal_autocheckpoint",
+)
 
 
 @pytest.mark.parametrize(
