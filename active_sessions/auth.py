@@ -221,25 +221,22 @@ def identify(db: Session, token: str | None, *, now: datetime | None = None) -> 
     if not token or len(token) > 100:
         return None
     now = now or utcnow()
-    found = queries.login_session(session=db, token_hash=_token_hash(token))
-    if found is None:
+    found = queries.login_identity(session=db, token_hash=_token_hash(token))
+    if found is None or found.ended_at is not None:
         return None
-    login, member = found
-    if login.ended_at is not None:
+    if now - found.last_seen_at > IDLE_TIMEOUT:
+        queries.set_login_times(
+            session=db, login_id=found.login_id, ended_at=found.last_seen_at + IDLE_TIMEOUT
+        )
         return None
-    if now - login.last_seen_at > IDLE_TIMEOUT:
-        login.ended_at = login.last_seen_at + IDLE_TIMEOUT
-        db.flush()
-        return None
-    if now - login.last_seen_at > TOUCH_EVERY:
-        login.last_seen_at = now
-        db.flush()
+    if now - found.last_seen_at > TOUCH_EVERY:
+        queries.set_login_times(session=db, login_id=found.login_id, last_seen_at=now)
     return Identity(
-        member_id=member.id,
-        workspace_id=member.workspace_id,
-        email=member.email or "",
-        name=member.name,
-        role=member.role,
+        member_id=found.member_id,
+        workspace_id=found.workspace_id,
+        email=found.email or "",
+        name=found.name,
+        role=found.role,
     )
 
 
