@@ -19,6 +19,12 @@ os.environ.setdefault(
     "REFLEX_HOT_RELOAD_EXCLUDE_PATHS", ":".join(str(folder) for folder in _WRITTEN_AT_RUN_TIME)
 )
 
+# Without Redis, client states are kept in memory and written to disk (to outlive a
+# restart) once they have rested this long. Reflex's default of 2 s writes every open
+# console's state every 2 s, and each round of writes lists the whole folder: about a
+# tenth of a core with 50 consoles open (bench/ws_load.py).
+os.environ.setdefault("REFLEX_STATE_MANAGER_DISK_DEBOUNCE", "10s")
+
 config = rx.Config(
     app_name="active_sessions",
     db_url=database_url(),
