@@ -20,10 +20,12 @@ os.environ.setdefault(
 )
 
 # Without Redis, client states are kept in memory and written to disk (to outlive a
-# restart) once they have rested this long. Reflex's default of 2 s writes every open
+# restart) at most this long after they change. Reflex's default of 2 s writes every open
 # console's state every 2 s, and each round of writes lists the whole folder: about a
-# tenth of a core with 50 consoles open (bench/ws_load.py).
-os.environ.setdefault("REFLEX_STATE_MANAGER_DISK_DEBOUNCE", "10s")
+# tenth of a core with 50 consoles open (bench/ws_load.py). An operator's own setting,
+# under either of Reflex's names, wins.
+if "REFLEX_STATE_MANAGER_DISK_DEBOUNCE_SECONDS" not in os.environ:
+    os.environ.setdefault("REFLEX_STATE_MANAGER_DISK_DEBOUNCE", "10s")
 
 config = rx.Config(
     app_name="active_sessions",

@@ -56,13 +56,15 @@ class UTCDateTime(sa.types.TypeDecorator):
             # one C call reads it, where the general way takes three Python steps
             # (a thousand-row export read its times a third slower).
             # The offset goes into the text: replace(tzinfo=...) costs five times the parse.
-            # Text with an offset of its own (not SQLAlchemy's) fails here and goes the general way.
+            # Text with an offset of its own (not SQLAlchemy's) fails here and goes the general
+            # way; a date alone reads the suffix as a time of day and stays naive.
             if not isinstance(value, str):
                 return general(value)
             try:
-                return datetime.fromisoformat(value + "+00:00")
+                parsed = datetime.fromisoformat(value + "+00:00")
             except ValueError:
                 return general(value)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
         return process
 

@@ -499,7 +499,8 @@ def _search_range(session: Session, conditions: list) -> tuple[int, list[int] | 
     # One pass counts and lists together: listing up to the limit first and counting
     # after it passed read the index twice, the slowest searches (bench/run.py). The ids
     # come in one value: a row each would take the GIL back thousands of times from the
-    # other half's thread. Listing every match costs little beside the pass itself.
+    # other half's thread. Listing every match costs little beside the pass itself (at
+    # most ~8 bytes an active session, for a needle that matches every one).
     counted, listed = session.exec(
         select(sa.func.count(), _id_list(VpnSession.id)).select_from(VpnSession).where(*conditions)
     ).one()
@@ -1080,6 +1081,8 @@ _LOGIN_IDENTITY = (
 
 
 def login_identity(*, session: Session, token_hash: str) -> LoginIdentity | None:
+    # Past the ORM, so what the session holds unwritten is written first, as its own reads would.
+    session.flush()
     row = session.connection().execute(_LOGIN_IDENTITY, {"token_hash": token_hash}).first()
     return LoginIdentity(*row) if row else None
 
@@ -1087,16 +1090,17 @@ def login_identity(*, session: Session, token_hash: str) -> LoginIdentity | None
 def set_login_times(
     *, session: Session, login_id: int, last_seen_at: datetime | None = None, ended_at: datetime | None = None
 ) -> None:
-    """Restart a sign-in's idle clock, or end it."""
+    """Restart a live sign-in's idle clock, or end it (an ended one stays as it ended)."""
     values = {"last_seen_at": last_seen_at, "ended_at": ended_at}
     if last_seen_at is None and ended_at is None:
         raise ValueError("set_login_times needs last_seen_at or ended_at")
     statement = (
         sa.update(LoginSession)
-        .where(LoginSession.id == login_id)
+        .where(LoginSession.id == login_id, col(LoginSession.ended_at).is_(None))
         .values({name: value for name, value in values.items() if value is not None})
     )
-    session.connection().execute(statement)
+    # Through the session, which brings a LoginSession it has loaded up to date too.
+    session.exec(statement)
 
 
 def admin_accounts(*, session: Session, workspace_id: int) -> list[Member]:

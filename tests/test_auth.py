@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher, Type, extract_parameters
 from sqlmodel import Session, select
 
-from active_sessions import auth, cli
+from active_sessions import auth, cli, queries
 from active_sessions.models import AuditEntry, LoginSession, Member, Role, utcnow
 from active_sessions.reconcile import apply_snapshot
 from tests.cli_helpers import run, use_tmp_database
@@ -420,6 +420,35 @@ def test_idle_session_expires(db):
     assert login.ended_at == second_use + auth.IDLE_TIMEOUT
     # Ended for good: even a moment that would have been within the timeout is refused.
     assert auth.identify(db, token, now=second_use + timedelta(minutes=1)) is None
+
+
+def test_an_expired_sign_in_signed_out_in_the_same_session_keeps_its_expiry(db):
+    # identify() reads and writes past the ORM: a LoginSession the session already holds
+    # must see the expiry, or signing out would overwrite it and log a sign-out.
+    admin(db)
+    token = auth.sign_in(db, email="admin@acme.example", password=PASSWORD, address="192.0.2.1")
+    (login,) = logins(db)
+    expired_at = login.last_seen_at + auth.IDLE_TIMEOUT
+    assert auth.identify(db, token, now=expired_at + timedelta(seconds=1)) is None
+    assert login.ended_at == expired_at
+    auth.sign_out(db, token, address="192.0.2.1")
+    db.expire_all()
+    assert logins(db)[0].ended_at == expired_at
+    assert audit(db, auth.AuditAction.SIGN_OUT) == []
+
+
+def test_a_sign_out_is_not_undone_by_an_idle_expiry_read_before_it(db):
+    admin(db)
+    token = auth.sign_in(db, email="admin@acme.example", password=PASSWORD, address="192.0.2.1")
+    (login,) = logins(db)
+    found = queries.login_identity(session=db, token_hash=auth._token_hash(token))
+    auth.sign_out(db, token, address="192.0.2.1")
+    signed_out_at = login.ended_at
+    # A check that read the sign-in before the sign-out now ends it for idleness: no effect.
+    queries.set_login_times(session=db, login_id=found.login_id, ended_at=found.last_seen_at)
+    queries.set_login_times(session=db, login_id=found.login_id, last_seen_at=signed_out_at)
+    db.expire_all()
+    assert logins(db)[0].ended_at == signed_out_at
 
 
 def test_identify_writes_last_seen_at_most_once_a_minute(db, engine):

@@ -36,7 +36,7 @@ def test_every_sqlite_connection_gets_the_projects_settings(tmp_path, monkeypatc
                 "foreign_keys": 1,
                 "busy_timeout": 10000,
                 "cache_size": -cache_kib,
-                "mmap_size": 2_000_000_000,  # bytes; SQLite would report 0 where it cannot map
+                "mmap_size": db.MMAP_BYTES,  # SQLite reports less where it cannot map that much
                 "wal_autocheckpoint": 4000,  # pages
             }
     finally:

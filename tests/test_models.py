@@ -52,6 +52,8 @@ def test_a_naive_timestamp_is_refused(stamps):
         ("2026-12-03 12:00:00.000001", datetime(2026, 12, 3, 12, 0, 0, 1, tzinfo=UTC)),
         ("2026-12-03 12:00:00", datetime(2026, 12, 3, 12, 0, tzinfo=UTC)),
         ("2026-12-03T12:00:00", datetime(2026, 12, 3, 12, 0, tzinfo=UTC)),
+        # A date alone (the fast parse would read an appended offset as its time of day).
+        ("2026-12-03", datetime(2026, 12, 3, tzinfo=UTC)),
         # Text another writer left with an offset: the same instant, in UTC.
         ("2026-12-03 13:00:00+01:00", datetime(2026, 12, 3, 12, 0, tzinfo=UTC)),
     ],
