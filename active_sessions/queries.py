@@ -254,10 +254,11 @@ def bump_change_version(*, session: Session, workspace_id: int, now: datetime) -
 class _unindexed(FunctionElement):
     """An integer column that SQLite's planner must not look up by an index.
 
-    Written `column + 0` on SQLite, which then walks the sort index and checks each
-    row instead of fetching every match and sorting them all; PostgreSQL plans the
-    other way well (an index lookup of each match, then a top-N sort), so there it
-    is the plain column.
+    Written `+column` on SQLite (its documented way to keep a term off an index, free
+    on each entry of a walk where `column + 0` was an addition), which then walks the
+    sort index and checks each row instead of fetching every match and sorting them
+    all; PostgreSQL plans the other way well (an index lookup of each match, then a
+    top-N sort), so there it is the plain column.
     """
 
     type = sa.Integer()
@@ -270,8 +271,8 @@ def _plain_column(element, compiler, **kw) -> str:
 
 
 @compiles(_unindexed, "sqlite")
-def _column_plus_zero(element, compiler, **kw) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + 0)"
+def _unary_plus(element, compiler, **kw) -> str:
+    return f"(+{compiler.process(element.clauses, **kw)})"
 
 
 class _checked_on_the_walk(FunctionElement):
