@@ -25,14 +25,24 @@ BACKEND_LINK_ID = "backend-root"
 
 
 def _download(path: str) -> rx.event.EventSpec:
-    """Have the browser fetch `path` from the backend as a download."""
+    """Have the browser fetch `path` from the backend as a download.
+
+    In a hidden frame: a link to another origin (the backend's port in development) is
+    followed as a navigation of the page itself, which closed the event websocket for
+    the moment the download took; the page then hydrated again, and an export clicked
+    meanwhile found no backend link. Until the link is there (hydration), it retries.
+    """
     return rx.call_script(
-        "(() => {"
-        "const link = document.createElement('a');"
-        f"link.href = new URL({json.dumps(path)}, document.getElementById('{BACKEND_LINK_ID}').href).href;"
-        "link.download = '';"
-        "document.body.appendChild(link); link.click(); link.remove();"
-        "})()"
+        "(function fetchExport(attempt) {"
+        f"const root = document.getElementById('{BACKEND_LINK_ID}');"
+        "if (!root) { if (attempt < 50) setTimeout(() => fetchExport(attempt + 1), 100); return; }"
+        "const frame = document.createElement('iframe');"
+        "frame.hidden = true;"
+        f"frame.src = new URL({json.dumps(path)}, root.href).href;"
+        "document.body.appendChild(frame);"
+        # Long enough for the largest export; the frame holds nothing once the file is saved.
+        "setTimeout(() => frame.remove(), 120000);"
+        "})(0)"
     )
 
 
