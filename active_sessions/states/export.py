@@ -27,18 +27,26 @@ BACKEND_LINK_ID = "backend-root"
 def _download(path: str) -> rx.event.EventSpec:
     """Have the browser fetch `path` from the backend as a download.
 
-    In a hidden frame: a link to another origin (the backend's port in development) is
-    followed as a navigation of the page itself, which closed the event websocket for
-    the moment the download took; the page then hydrated again, and an export clicked
-    meanwhile found no backend link. Until the link is there (hydration), it retries.
+    From the page's own origin (the production build) a link with `download` saves the
+    file and the page stays as it is. A link to another origin (the backend's port in
+    development) is followed as a navigation of the page, which closed the event
+    websocket for the moment of the download; the page then hydrated again, and an
+    export clicked meanwhile found no backend link. There the file comes in a hidden
+    frame instead. Until the backend link is there (hydration), the script retries.
     """
     return rx.call_script(
         "(function fetchExport(attempt) {"
         f"const root = document.getElementById('{BACKEND_LINK_ID}');"
         "if (!root) { if (attempt < 50) setTimeout(() => fetchExport(attempt + 1), 100); return; }"
+        f"const url = new URL({json.dumps(path)}, root.href);"
+        "if (url.origin === window.location.origin) {"
+        "const link = document.createElement('a');"
+        "link.href = url.href; link.download = '';"
+        "document.body.appendChild(link); link.click(); link.remove();"
+        "return;"
+        "}"
         "const frame = document.createElement('iframe');"
-        "frame.hidden = true;"
-        f"frame.src = new URL({json.dumps(path)}, root.href).href;"
+        "frame.hidden = true; frame.src = url.href;"
         "document.body.appendChild(frame);"
         # Long enough for the largest export; the frame holds nothing once the file is saved.
         "setTimeout(() => frame.remove(), 120000);"
