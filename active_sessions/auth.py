@@ -243,20 +243,18 @@ def identify(db: Session, token: str | None, *, now: datetime | None = None) -> 
 def sign_out(db: Session, token: str | None, *, address: str | None) -> None:
     if not token or len(token) > 100:
         return
-    found = queries.login_session(session=db, token_hash=_token_hash(token))
-    if found is None:
+    found = queries.login_identity(session=db, token_hash=_token_hash(token))
+    if found is None or found.ended_at is not None:
         return
-    login, member = found
-    if login.ended_at is None:
-        login.ended_at = utcnow()
-        record(
-            db,
-            action=AuditAction.SIGN_OUT,
-            actor=member.email or member.name,
-            address=address,
-            workspace_id=member.workspace_id,
-            member_id=member.id,
-        )
+    queries.set_login_times(session=db, login_id=found.login_id, ended_at=utcnow())
+    record(
+        db,
+        action=AuditAction.SIGN_OUT,
+        actor=found.email or found.name,
+        address=address,
+        workspace_id=found.workspace_id,
+        member_id=found.member_id,
+    )
     db.flush()
 
 

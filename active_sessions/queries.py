@@ -1040,15 +1040,6 @@ def member_by_email(*, session: Session, workspace_id: int, email: str) -> Membe
     ).first()
 
 
-def login_session(*, session: Session, token_hash: str) -> tuple[LoginSession, Member] | None:
-    row = session.exec(
-        select(LoginSession, Member)
-        .join(Member, Member.id == LoginSession.member_id)
-        .where(LoginSession.token_hash == token_hash)
-    ).first()
-    return tuple(row) if row else None
-
-
 @dataclass(frozen=True)
 class LoginIdentity:
     """A sign-in and its member, as the admin check reads them."""
