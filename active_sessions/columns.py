@@ -29,6 +29,14 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 COLUMN_KEYS = tuple(column.key for column in COLUMNS)
+# What an export reads of each session to write any of the columns: the duration is
+# counted from the start, and the member's email gets a column beside the name.
+EXPORT_FIELDS = tuple(
+    field
+    for key in COLUMN_KEYS
+    if key != "duration"
+    for field in (("member", "member_email") if key == "member" else (key,))
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ import pandas as pd
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
 
-from active_sessions.columns import COLUMNS_BY_KEY
+from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_FIELDS
 
 EXPORT_FORMATS = ("csv", "xlsx")
 DURATION_SECONDS_LABEL = "Duration (s)"
@@ -31,6 +32,10 @@ DURATION_TEXT_LABEL = COLUMNS_BY_KEY["duration"].label
 MEMBER_EMAIL_LABEL = "Member Email"
 # A spreadsheet treats a cell starting with one of these as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# In a column's cells joined by newlines: a cell that may start with a trigger, or a
+# character XLSX cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE; newline is not one).
+_NEEDS_CARE = re.compile(r"(?:^|\n)[=+\-@\t\r]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SECOND = timedelta(seconds=1)
 SHEET_NAME = "Active sessions"
 MAX_XLSX_COLUMN_WIDTH = 60
 
@@ -56,7 +61,8 @@ def format_duration(seconds: int) -> str:
 def export_header(columns: Sequence[str]) -> list[str]:
     """The labels of an export of these grid columns, in order (those of the file itself)."""
     check_columns(columns)
-    return list(_session_columns([], columns, now=datetime.now(UTC), tz=UTC))
+    no_sessions = {field: [] for field in EXPORT_FIELDS}
+    return list(_session_columns(no_sessions, columns, now=datetime.now(UTC), tz=UTC))
 
 
 def export_filename(fmt: str, now: datetime) -> str:
@@ -67,21 +73,26 @@ def export_filename(fmt: str, now: datetime) -> str:
 
 
 def export_sessions(
-    rows: Sequence[Mapping[str, Any]],
+    sessions: Mapping[str, Sequence[Any]],
     columns: Sequence[str],
     *,
     fmt: str,
     now: datetime,
     tz: ZoneInfo | timezone,
 ) -> bytes:
-    """The rows as a CSV (UTF-8 with BOM) or XLSX file, with the given columns.
+    """The sessions as a CSV (UTF-8 with BOM) or XLSX file, with the given grid columns.
 
-    `now` is the moment durations are measured to; `tz` the admin's time zone.
+    `sessions` holds their fields column by column (`EXPORT_FIELDS` -> one value per
+    session, in order), as `queries.export_rows` reads them. `now` is the moment
+    durations are measured to; `tz` the admin's time zone.
     """
     _check_format(fmt)
     check_columns(columns)
     _check_aware(now)
-    table = _session_columns(rows, columns, now=now, tz=tz)
+    missing = [field for field in EXPORT_FIELDS if field not in sessions]
+    if missing:
+        raise ValueError(f"the sessions lack the fields {missing}")
+    table = _session_columns(sessions, columns, now=now, tz=tz)
     return _to_csv(table) if fmt == "csv" else _to_xlsx(table)
 
 
@@ -105,13 +116,8 @@ def _check_aware(now: datetime) -> None:
         raise ValueError(f"naive datetime {now!r}: `now` must be timezone-aware")
 
 
-def _elapsed_seconds(started_at: datetime, now: datetime) -> int:
-    # A session stamped slightly ahead of this clock is 0 s old, not negative.
-    return max(0, (now - started_at) // timedelta(seconds=1))
-
-
 def _session_columns(
-    rows: Sequence[Mapping[str, Any]],
+    sessions: Mapping[str, Sequence[Any]],
     columns: Sequence[str],
     *,
     now: datetime,
@@ -122,33 +128,36 @@ def _session_columns(
     for key in columns:
         label = COLUMNS_BY_KEY[key].label
         if key == "member":
-            table[label] = _text_column(row["member"] for row in rows)
-            table[MEMBER_EMAIL_LABEL] = _text_column(row.get("member_email") for row in rows)
+            table[label] = _text_column(sessions["member"])
+            table[MEMBER_EMAIL_LABEL] = _text_column(sessions["member_email"])
         elif key == "duration":
-            seconds = [_elapsed_seconds(row["started_at"], now) for row in rows]
+            # A session stamped slightly ahead of this clock is 0 s old, not negative.
+            seconds = [max(0, (now - started) // _SECOND) for started in sessions["started_at"]]
             table[DURATION_SECONDS_LABEL] = seconds
-            table[DURATION_TEXT_LABEL] = _text_column(map(format_duration, seconds))
+            table[DURATION_TEXT_LABEL] = list(map(format_duration, seconds))
         elif key == "started_at":
-            table[label] = _text_column(
-                row["started_at"].astimezone(tz).isoformat(timespec="seconds") for row in rows
-            )
+            table[label] = [
+                started.astimezone(tz).isoformat(timespec="seconds") for started in sessions["started_at"]
+            ]
         elif key == "gateways":
-            table[label] = _text_column(", ".join(row["gateways"] or ()) for row in rows)
+            table[label] = _text_column([", ".join(names or ()) for names in sessions["gateways"]])
         else:
-            table[label] = _text_column(row[key] for row in rows)
+            table[label] = _text_column(sessions[key])
     return table
 
 
-def _text_column(values: Iterable[Any]) -> list[str | None]:
+def _text_column(values: Sequence[Any]) -> list[str | None]:
     """Text cells (None stays missing) with formula-like cells neutralised."""
-    # Most cells are plain text that needs nothing: checked inline, no call per cell.
-    return [
-        value
-        if value is None
-        or (type(value) is str and value.isprintable() and not value.startswith(FORMULA_TRIGGERS))
-        else _safe_text(str(value))
-        for value in values
-    ]
+    values = list(values)
+    try:
+        joined = "\n".join(values)
+    except TypeError:  # a missing or non-text cell: each is looked at
+        pass
+    else:
+        # Most columns are plain text that needs nothing: one search over all their cells.
+        if _NEEDS_CARE.search(joined) is None:
+            return values
+    return [value if value is None else _safe_text(str(value)) for value in values]
 
 
 def _safe_text(text: str) -> str:

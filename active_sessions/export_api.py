@@ -108,20 +108,20 @@ def _export(request: ExportRequest, token: str | None, address: str | None) -> t
             session=db, workspace_id=identity.workspace_id, view=request.view, count_session=count_db
         )
         data = export_sessions(
-            page.rows, request.columns, fmt=request.fmt, now=now, tz=zone(request.timezone)
+            page.fields, request.columns, fmt=request.fmt, now=now, tz=zone(request.timezone)
         )
         auth.record_export(
             db,
             identity,
             address=address,
-            details=audit_details(request, rows=len(page.rows), matching=page.total),
+            details=audit_details(request, rows=page.count, matching=page.total),
         )
     headers = {
         "Content-Disposition": f'attachment; filename="{export_filename(request.fmt, now)}"',
         "Cache-Control": "no-store",
         # For scripts: how many sessions matched, and how many the file holds.
         "X-Matching-Sessions": str(page.total),
-        "X-Exported-Sessions": str(len(page.rows)),
+        "X-Exported-Sessions": str(page.count),
     }
     return data, headers
 

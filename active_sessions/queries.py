@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
-from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_LIMIT
+from active_sessions.columns import COLUMNS_BY_KEY, EXPORT_FIELDS, EXPORT_LIMIT
 from active_sessions.models import (
     SEARCH_SEPARATOR,
     Application,
@@ -77,8 +77,8 @@ _ROW_COLUMNS = {
     "gateways": sa.type_coerce(VpnSession.gateway_names, sa.Text()),
     "flags": sa.type_coerce(VpnSession.flags, sa.Text()),
 }
-# The export shows no flags: a thousand rows need not decode them.
-_EXPORT_KEYS = tuple(key for key in _ROW_COLUMNS if key not in ("member_id", "flags"))
+# What an export reads: its fields and the id (no flags: a thousand rows need not decode them).
+_EXPORT_KEYS = ("id", *EXPORT_FIELDS)
 
 
 def _row_columns(keys: Iterable[str] = _ROW_COLUMNS) -> list:
@@ -373,17 +373,35 @@ def _order_by(view: SessionView) -> list:
     return [sa.asc(column), sa.asc(VpnSession.id)]
 
 
-def _rows(session: Session, statement, keys: Sequence[str]) -> list[dict[str, Any]]:
-    """The statement's records as dicts under `keys` (its columns' order)."""
-    lists = [key for key in ("gateways", "flags") if key in keys]
-    rows = []
-    # Core rows, zipped with the keys: the ORM's row objects cost more than the query.
-    for record in session.connection().execute(statement):
-        row = dict(zip(keys, record, strict=True))
-        for key in lists:
-            row[key] = _name_list(row[key])
-        rows.append(row)
-    return rows
+# Columns read as JSON lists of names.
+_LIST_KEYS = frozenset({"gateways", "flags"})
+
+
+def _records(session: Session, statement, keys: Sequence[str]) -> list[tuple]:
+    """The statement's records (values in `keys` order), each column converted by its type.
+
+    The driver's rows are taken from its cursor and converted a column at a time:
+    SQLAlchemy's row objects, one per record with a call per converted value, cost a
+    thousand-row export as much as the query. Name lists come decoded.
+    """
+    result = session.connection().execute(statement)
+    try:
+        fetched = result.cursor.fetchall()
+    finally:
+        result.close()
+    if not fetched:
+        return []
+    dialect = session.get_bind().dialect
+    columns: list[Sequence] = list(zip(*fetched, strict=True))
+    for index, (key, column) in enumerate(zip(keys, statement.selected_columns, strict=True)):
+        convert = _name_list if key in _LIST_KEYS else column.type.result_processor(dialect, None)
+        if convert is not None:
+            columns[index] = list(map(convert, columns[index]))
+    return list(zip(*columns, strict=True))
+
+
+def _as_dicts(records: Sequence[tuple], keys: Sequence[str]) -> list[dict[str, Any]]:
+    return [dict(zip(keys, record, strict=True)) for record in records]
 
 
 def _name_list(stored: str | list | None) -> list[str]:
@@ -434,8 +452,8 @@ def _sorted_rows(
     offset: int,
     total: int,
     keys: Sequence[str],
-) -> list[dict[str, Any]]:
-    """`limit` rows from `offset` in the view's order, of the `total` that match."""
+) -> list[tuple]:
+    """`limit` records from `offset` in the view's order, of the `total` that match."""
     # Each sort column's partial index carries every filter column, so this walks
     # one index in order, skipping non-matching and offset rows inside it; the
     # table is read for the rows returned (and, with a search, for the search
@@ -461,8 +479,8 @@ def _sorted_rows(
         conditions = [*_active(workspace_id), col(VpnSession.id).in_(ids)]
         offset = 0
     statement = select(*_row_columns(keys)).where(*conditions).order_by(*order).limit(limit).offset(offset)
-    rows = _rows(session, statement, keys)
-    return rows[::-1] if reverse else rows
+    records = _records(session, statement, keys)
+    return records[::-1] if reverse else records
 
 
 # A search (without filters) matching at most this many sessions is paged from its ids.
@@ -564,8 +582,8 @@ def _rows_of(
     limit: int,
     offset: int,
     keys: Sequence[str],
-) -> list[dict[str, Any]]:
-    """`limit` rows from `offset`, in the view's order, of the sessions `ids`."""
+) -> list[tuple]:
+    """`limit` records from `offset`, in the view's order, of the sessions `ids`."""
     # Few ids, or a deep page: read them and sort. Many and a shallow page: walk
     # the sort index (`_unindexed` keeps SQLite from reading them all) and stop early.
     walk = len(ids) >= SEARCH_ID_LIMIT // 2 and offset + limit <= len(ids) // 4
@@ -577,7 +595,7 @@ def _rows_of(
         .limit(limit)
         .offset(offset)
     )
-    return _rows(session, statement, keys)
+    return _records(session, statement, keys)
 
 
 def _page(
@@ -587,37 +605,38 @@ def _page(
     *,
     limit: int,
     offset: int,
-    keys: Sequence[str] = tuple(_ROW_COLUMNS),
+    keys: Sequence[str],
     count_session: Session | None = None,
-) -> Page:
-    """`limit` rows from `offset` in the view's order, and how many match.
+) -> tuple[list[tuple], int]:
+    """`limit` records (values in `keys` order) from `offset` in the view's order, and how
+    many sessions match.
 
     With `count_session` (a second session, holding nothing uncommitted that the
     count must see; in the app `db.side_session`, whose pool the waiting caller never
-    holds), a first page is counted there while its rows are read, and a search is
+    holds), a first page is counted there while its records are read, and a search is
     split in two halves searched at once: the database does both together, on a
     connection each.
     """
     if view.search and not view.filters:
         total, ids = _search_matches(session, workspace_id, view, count_session)
         if ids is not None:
-            rows = (
+            records = (
                 _rows_of(session, workspace_id, view, ids, limit=limit, offset=offset, keys=keys)
                 if offset < total
                 else []
             )
-            return Page(rows=rows, total=total)
+            return records, total
     elif offset == 0:
         return _first_page(session, workspace_id, view, limit=limit, keys=keys, count_session=count_session)
     else:
         total = _count(session, workspace_id, view)
     # Past the end (or nothing matches) there is nothing to walk for.
-    rows = (
+    records = (
         _sorted_rows(session, workspace_id, view, limit=limit, offset=offset, total=total, keys=keys)
         if offset < total
         else []
     )
-    return Page(rows=rows, total=total)
+    return records, total
 
 
 def _first_page(
@@ -628,39 +647,65 @@ def _first_page(
     limit: int,
     keys: Sequence[str],
     count_session: Session | None,
-) -> Page:
-    """The first `limit` rows: found without the count, and a short page is its own count."""
+) -> tuple[list[tuple], int]:
+    """The first `limit` records: found without the count, and a short page is its own count."""
     if count_session is None:
-        rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
-        total = len(rows) if len(rows) < limit else _count(session, workspace_id, view)
-        return Page(rows=rows, total=total)
+        records = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
+        total = len(records) if len(records) < limit else _count(session, workspace_id, view)
+        return records, total
     counting = _COUNTING.submit(_count, count_session, workspace_id, view)
     try:
-        rows = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
+        records = _sorted_rows(session, workspace_id, view, limit=limit, offset=0, total=limit, keys=keys)
     finally:
         # Never leave the count running on a session its owner is about to close.
         futures.wait([counting])
-    # The count's snapshot may be a moment apart from the rows': it is never fewer than they.
-    total = max(counting.result(), len(rows)) if len(rows) == limit else len(rows)
-    return Page(rows=rows, total=total)
+    # The count's snapshot may be a moment apart from the records': it is never fewer than they.
+    total = max(counting.result(), len(records)) if len(records) == limit else len(records)
+    return records, total
 
 
 def active_sessions_page(
     *, session: Session, workspace_id: int, view: SessionView, count_session: Session | None = None
 ) -> Page:
     """One page of the active sessions in the view's order, and how many match (see `_page`)."""
-    return _page(
+    keys = tuple(_ROW_COLUMNS)
+    records, total = _page(
         session,
         workspace_id,
         view,
         limit=view.page_size,
         offset=view.page * view.page_size,
+        keys=keys,
         count_session=count_session,
     )
+    return Page(rows=_as_dicts(records, keys), total=total)
 
 
 # Counts and search halves that run beside a read, each on a session (connection) of its own.
 _COUNTING = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="count")
+
+
+@dataclass(frozen=True)
+class ExportRows:
+    """The sessions of an export, field by field, and how many sessions matched the view.
+
+    `fields` maps the id and each field an export reads (`EXPORT_FIELDS`) to the sessions' values in
+    the view's order: a file is written a column at a time, and a thousand rows as
+    records would cost it a dict each.
+    """
+
+    fields: dict[str, list[Any]]
+    total: int
+
+    @property
+    def count(self) -> int:
+        """How many sessions the export holds."""
+        return len(self.fields["id"])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The same sessions as one dict each, in order."""
+        return _as_dicts(list(zip(*self.fields.values(), strict=True)), tuple(self.fields))
 
 
 def export_rows(
@@ -670,15 +715,44 @@ def export_rows(
     view: SessionView,
     limit: int = EXPORT_LIMIT,
     count_session: Session | None = None,
-) -> Page:
+) -> ExportRows:
     """The first `limit` sessions of the view in its order (all pages), and how many match.
 
-    The rows hold what an export shows (`_EXPORT_KEYS`), not the flags and member
-    ids of the grid. `count_session`: see `_page`.
+    They hold what an export shows (`EXPORT_FIELDS`), not the flags and member ids of
+    the grid. `count_session`: see `_page`.
     """
-    return _page(
-        session, workspace_id, view, limit=limit, offset=0, keys=_EXPORT_KEYS, count_session=count_session
+    # A search alone lists its few matches already (`_search_matches`).
+    few = None if view.search and not view.filters else _few_matches(session, workspace_id, view)
+    if few is not None:
+        records = _rows_of(session, workspace_id, view, few, limit=limit, offset=0, keys=_EXPORT_KEYS)
+        total = max(len(few), len(records))
+    else:
+        records, total = _page(
+            session, workspace_id, view, limit=limit, offset=0, keys=_EXPORT_KEYS, count_session=count_session
+        )
+    values = list(zip(*records, strict=True)) if records else [()] * len(_EXPORT_KEYS)
+    fields = {key: list(column) for key, column in zip(_EXPORT_KEYS, values, strict=True)}
+    return ExportRows(fields=fields, total=total)
+
+
+def _few_matches(session: Session, workspace_id: int, view: SessionView) -> list[int] | None:
+    """The ids of the view's active sessions (any order) if at most SEARCH_ID_LIMIT match.
+
+    A thousand rows of a rare view, walked for in the sort index, pass nearly every
+    entry of it (a view of 1% of the sessions: all of them). Its matches, found by the
+    filters' indexes, read and sorted, cost a fraction of that, and their number is the
+    count. A common view stops this look at SEARCH_ID_LIMIT + 1 matches.
+    """
+    matching = (
+        select(VpnSession.id)
+        .where(*_view_conditions(workspace_id, view))
+        .limit(SEARCH_ID_LIMIT + 1)
+        .subquery()
     )
+    counted, listed = session.exec(select(sa.func.count(), _id_list(matching.c.id))).one()
+    if counted > SEARCH_ID_LIMIT:
+        return None
+    return [int(value) for value in listed.split(",")] if listed else []
 
 
 # ---------------------------------------------------------------- facets
@@ -882,7 +956,7 @@ def active_sessions_for_cli(*, session: Session, workspace_id: int) -> list[dict
     statement = (
         select(*_row_columns()).where(*_active(workspace_id)).order_by(VpnSession.started_at, VpnSession.id)
     )
-    return _rows(session, statement, tuple(_ROW_COLUMNS))
+    return _as_dicts(_records(session, statement, tuple(_ROW_COLUMNS)), tuple(_ROW_COLUMNS))
 
 
 # ---------------------------------------------------------------- ingest

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from active_sessions.columns import COLUMN_KEYS
+from active_sessions.columns import COLUMN_KEYS, EXPORT_FIELDS
 from active_sessions.export import export_filename, export_sessions, format_duration
 
 NOW = datetime(2026, 12, 3, 18, 45, tzinfo=UTC)
@@ -56,6 +56,12 @@ def make_row(**overrides: Any) -> dict[str, Any]:
     return row
 
 
+def export_rows(rows: list[dict[str, Any]], columns: list[str], **options: Any) -> bytes:
+    """`export_sessions` of these rows, given field by field as `queries.export_rows` reads them."""
+    fields = {field: [row[field] for row in rows] for field in EXPORT_FIELDS}
+    return export_sessions(fields, columns, **options)
+
+
 def read_back(data: bytes, fmt: str) -> list[list[Any]]:
     """The file's rows (header first); an empty cell reads as None in both formats."""
     if fmt == "csv":
@@ -86,7 +92,7 @@ def export_one_column(value: str, key: str, fmt: str) -> Any:
     second cell of the member column)."""
     row = make_row(**{key: [value, "gw-2"] if key == "gateways" else value})
     column = "member" if key == "member_email" else key
-    data = export_sessions([row], [column], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows([row], [column], fmt=fmt, now=NOW, tz=UTC)
     [_, cells] = read_back(data, fmt)
     return cells[1] if key == "member_email" else cells[0]
 
@@ -187,7 +193,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
         ],
     ]
 
-    data = export_sessions(rows, list(COLUMN_KEYS), fmt=fmt, now=NOW, tz=BERLIN)
+    data = export_rows(rows, list(COLUMN_KEYS), fmt=fmt, now=NOW, tz=BERLIN)
 
     [header, *body] = read_back(data, fmt)
     assert header == ALL_HEADERS
@@ -197,7 +203,7 @@ def test_round_trip_keeps_every_column_and_cell(fmt: str) -> None:
 def test_csv_is_utf8_with_bom_and_crlf_lines() -> None:
     rows = [make_row(member="Zoë Müller"), make_row(member="José Ñúñez")]
 
-    data = export_sessions(rows, ["member", "region"], fmt="csv", now=NOW, tz=UTC)
+    data = export_rows(rows, ["member", "region"], fmt="csv", now=NOW, tz=UTC)
 
     assert data == (
         BOM
@@ -214,7 +220,7 @@ def test_non_ascii_names_survive(fmt: str) -> None:
     names = ["Zoë Müller", "José Ñúñez", "山田太郎", "Łukasz Żółć", "Ørjan 🚀"]
     rows = [make_row(member=name, member_email=f"{name}@example.com") for name in names]
 
-    data = export_sessions(rows, ["member"], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows(rows, ["member"], fmt=fmt, now=NOW, tz=UTC)
 
     assert read_back(data, fmt) == [
         ["Member", "Member Email"],
@@ -253,7 +259,7 @@ def test_formula_like_text_gets_a_leading_quote(value: str, key: str, fmt: str) 
 def test_xlsx_formula_like_text_is_stored_as_a_string(value: str) -> None:
     row = make_row(member=value, member_email=value, device=value)
 
-    data = export_sessions([row], ["member", "device"], fmt="xlsx", now=NOW, tz=UTC)
+    data = export_rows([row], ["member", "device"], fmt="xlsx", now=NOW, tz=UTC)
 
     [_, cells] = xlsx_cells(data)
     assert [cell.data_type for cell in cells] == ["s", "s", "s"]
@@ -279,7 +285,7 @@ def test_control_character_cannot_hide_a_formula(fmt: str) -> None:
 def test_xlsx_duration_seconds_is_a_number() -> None:
     row = make_row(member="12345", started_at=NOW - timedelta(seconds=7510))
 
-    data = export_sessions([row], ["member", "duration"], fmt="xlsx", now=NOW, tz=UTC)
+    data = export_rows([row], ["member", "duration"], fmt="xlsx", now=NOW, tz=UTC)
 
     [_, [member, _email, seconds, text]] = xlsx_cells(data)
     assert (seconds.value, seconds.data_type) == (7510, "n")
@@ -292,7 +298,7 @@ def test_xlsx_duration_seconds_is_a_number() -> None:
 def test_csv_duration_seconds_is_a_bare_number() -> None:
     row = make_row(started_at=NOW - timedelta(seconds=7510))
 
-    data = export_sessions([row], ["duration", "region"], fmt="csv", now=NOW, tz=UTC)
+    data = export_rows([row], ["duration", "region"], fmt="csv", now=NOW, tz=UTC)
 
     assert data.decode("utf-8-sig").splitlines()[1] == "7510,2h 05m 10s,eu-central-1"
 
@@ -334,7 +340,7 @@ def test_start_time_is_iso_in_the_admins_zone(
 ) -> None:
     row = make_row(started_at=started_at)
 
-    data = export_sessions([row], ["started_at"], fmt=fmt, now=NOW, tz=tz)
+    data = export_rows([row], ["started_at"], fmt=fmt, now=NOW, tz=tz)
 
     assert read_back(data, fmt) == [["Start Time"], [expected]]
 
@@ -346,7 +352,7 @@ def test_duration_of_a_session_started_in_the_future_is_zero(fmt: str) -> None:
         make_row(started_at=NOW + timedelta(days=2)),
     ]
 
-    data = export_sessions(rows, ["duration"], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows(rows, ["duration"], fmt=fmt, now=NOW, tz=UTC)
 
     [header, *body] = read_back(data, fmt)
     assert header == ["Duration (s)", "Duration"]
@@ -360,7 +366,7 @@ def test_duration_counts_whole_seconds_elapsed(fmt: str) -> None:
         make_row(started_at=NOW - timedelta(days=40, seconds=1)),
     ]
 
-    data = export_sessions(rows, ["duration"], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows(rows, ["duration"], fmt=fmt, now=NOW, tz=UTC)
 
     [_, *body] = read_back(data, fmt)
     assert body == [
@@ -373,7 +379,7 @@ def test_duration_is_measured_to_the_given_now() -> None:
     row = make_row(started_at=datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
     later = datetime(2026, 12, 3, 14, 0, tzinfo=BERLIN)  # 13:00 UTC
 
-    data = export_sessions([row], ["duration"], fmt="csv", now=later, tz=UTC)
+    data = export_rows([row], ["duration"], fmt="csv", now=later, tz=UTC)
 
     assert read_back(data, "csv")[1] == ["3600", "1h 00m 00s"]
 
@@ -412,7 +418,7 @@ def test_column_subset_in_the_admins_order(fmt: str) -> None:
         started_at=NOW - timedelta(seconds=65),
     )
 
-    data = export_sessions([row], ["region", "duration", "member", "gateways"], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows([row], ["region", "duration", "member", "gateways"], fmt=fmt, now=NOW, tz=UTC)
 
     assert read_back(data, fmt) == [
         ["Region", "Duration (s)", "Duration", "Member", "Member Email", "Gateway"],
@@ -429,19 +435,19 @@ def test_column_subset_in_the_admins_order(fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_no_rows_gives_a_header_only_file(fmt: str) -> None:
-    data = export_sessions([], ["member", "duration", "origin"], fmt=fmt, now=NOW, tz=UTC)
+    data = export_rows([], ["member", "duration", "origin"], fmt=fmt, now=NOW, tz=UTC)
 
     assert read_back(data, fmt) == [["Member", "Member Email", "Duration (s)", "Duration", "Session Origin"]]
 
 
 def test_no_rows_csv_is_exactly_the_header_line() -> None:
-    data = export_sessions([], ["member", "duration"], fmt="csv", now=NOW, tz=UTC)
+    data = export_rows([], ["member", "duration"], fmt="csv", now=NOW, tz=UTC)
 
     assert data == BOM + b"Member,Member Email,Duration (s),Duration\r\n"
 
 
 def test_xlsx_header_row_is_frozen() -> None:
-    data = export_sessions([make_row()], ["member"], fmt="xlsx", now=NOW, tz=UTC)
+    data = export_rows([make_row()], ["member"], fmt="xlsx", now=NOW, tz=UTC)
 
     sheet = openpyxl.load_workbook(io.BytesIO(data)).active
     assert sheet.freeze_panes == "A2"
@@ -450,7 +456,7 @@ def test_xlsx_header_row_is_frozen() -> None:
 @pytest.mark.parametrize("fmt", ["pdf", "CSV", "xls", "", "csv "])
 def test_unknown_format_is_refused(fmt: str) -> None:
     with pytest.raises(ValueError, match="format"):
-        export_sessions([make_row()], ["member"], fmt=fmt, now=NOW, tz=UTC)
+        export_rows([make_row()], ["member"], fmt=fmt, now=NOW, tz=UTC)
     with pytest.raises(ValueError, match="format"):
         export_filename(fmt, NOW)
 
@@ -467,13 +473,13 @@ def test_unknown_format_is_refused(fmt: str) -> None:
 )
 def test_invalid_columns_are_refused(columns: list[str]) -> None:
     with pytest.raises(ValueError):
-        export_sessions([make_row()], columns, fmt="csv", now=NOW, tz=UTC)
+        export_rows([make_row()], columns, fmt="csv", now=NOW, tz=UTC)
 
 
 def test_naive_now_is_refused() -> None:
     naive = datetime(2026, 12, 3, 18, 45)
     with pytest.raises(ValueError, match="naive"):
-        export_sessions([make_row()], ["duration"], fmt="csv", now=naive, tz=UTC)
+        export_rows([make_row()], ["duration"], fmt="csv", now=naive, tz=UTC)
     with pytest.raises(ValueError, match="naive"):
         export_filename("csv", naive)
 
@@ -493,3 +499,31 @@ def test_naive_now_is_refused() -> None:
 )
 def test_export_filename(fmt: str, now: datetime, expected: str) -> None:
     assert export_filename(fmt, now) == expected
+
+
+def test_sessions_without_a_field_are_refused() -> None:
+    fields = {field: [value] for field, value in make_row().items() if field != "member_email"}
+    with pytest.raises(ValueError, match="member_email"):
+        export_sessions(fields, ["region"], fmt="csv", now=NOW, tz=UTC)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_cell_of_a_column_is_judged_on_its_own(fmt: str) -> None:
+    # A column is checked in one search over all its cells; what it finds must still
+    # be the cells that start a formula, not a line inside a cell nor a neighbour.
+    members = ["alice", "=1+2", "bob\n=not a formula", "carol", "\x01@x", "dave"]
+    rows = [
+        make_row(member=member, app=None if index % 2 else "Jira") for index, member in enumerate(members)
+    ]
+
+    data = export_rows(rows, ["member", "app"], fmt=fmt, now=NOW, tz=UTC)
+
+    cells = [(record[0], record[2]) for record in read_back(data, fmt)[1:]]
+    assert cells == [
+        ("alice", "Jira"),
+        ("'=1+2", None),
+        ("bob\n=not a formula", "Jira"),
+        ("carol", None),
+        ("'@x", "Jira"),
+        ("dave", None),
+    ]

@@ -914,18 +914,30 @@ def test_export_returns_the_view_in_order_with_the_true_total(db, data):
     assert (data.keys(grafana.rows), grafana.total) == (["d2", "e1"], 2)
 
 
-@pytest.mark.parametrize(
-    "view",
-    [
-        SessionView(sort="member"),
-        SessionView(filters={"app": ["Grafana"]}),
-        SessionView(filters={"gateway": ["gw-lab"]}, sort="started_at", descending=True),
-        SessionView(search="ada"),
-    ],
-    ids=["all", "fewer than the limit", "gateway filter", "search"],
-)
-def test_export_counts_on_a_second_session_with_the_same_outcome(engine, db, data, view):
-    # The module's data is committed: the second session (a connection of its own) sees it.
+EXPORT_VIEWS = [
+    SessionView(sort="member"),
+    SessionView(filters={"app": ["Grafana"]}),
+    SessionView(filters={"gateway": ["gw-lab"]}, sort="started_at", descending=True),
+    SessionView(filters={"region": ["eu-central-1", "us-east-1"]}, sort="origin", descending=True),
+    SessionView(search="ada"),
+    SessionView(search="ada", filters={"connection_type": ["agent"]}),
+]
+EXPORT_VIEW_IDS = [
+    "all",
+    "fewer than the limit",
+    "gateway filter",
+    "two regions",
+    "search",
+    "search and filter",
+]
+
+
+@pytest.mark.parametrize("view", EXPORT_VIEWS, ids=EXPORT_VIEW_IDS)
+def test_export_counts_on_a_second_session_with_the_same_outcome(engine, db, data, view, monkeypatch):
+    # Views with more matches than listed at once (here: 3) walk the sort index and count
+    # beside it. The module's data is committed: the second session (a connection of its
+    # own) sees it.
+    monkeypatch.setattr(queries, "SEARCH_ID_LIMIT", 3)
     counted = []
     with Session(engine) as count_db:
         sa.event.listen(count_db.connection(), "before_cursor_execute", lambda *args: counted.append(args[2]))
@@ -934,10 +946,39 @@ def test_export_counts_on_a_second_session_with_the_same_outcome(engine, db, dat
         )
     alone = queries.export_rows(session=db, workspace_id=data.acme, view=view, limit=4)
     assert beside == alone
-    assert len(beside.rows) == min(4, beside.total)
-    # A search counts while it lists (`_search_matches`); the rest count on the second session.
-    assert len(counted) == (0 if view.search else 1)
+    assert beside.count == len(beside.rows) == min(4, beside.total)
+    # A search counts while it lists (`_search_matches`), a view of few sessions by listing
+    # them; the rest count on the second session.
+    few = beside.total <= 3 and not (view.search and not view.filters)
+    assert len(counted) == (0 if few or view.search and not view.filters else 1)
     assert all("count" in statement.lower() for statement in counted)
+
+
+@pytest.mark.parametrize("view", EXPORT_VIEWS, ids=EXPORT_VIEW_IDS)
+@pytest.mark.parametrize("limit", [1, 4, 1000])
+def test_an_export_of_few_sessions_read_by_their_ids_is_the_walked_one(db, data, view, limit, monkeypatch):
+    # The sessions of a view that matches few are listed, read by id and sorted; with
+    # nothing counted as few, the same export walks the sort index and counts.
+    listed = queries.export_rows(session=db, workspace_id=data.acme, view=view, limit=limit)
+    assert queries._few_matches(db, data.acme, view) is not None
+    monkeypatch.setattr(queries, "SEARCH_ID_LIMIT", 0)
+    assert queries._few_matches(db, data.acme, view) is None or listed.total == 0
+    walked = queries.export_rows(session=db, workspace_id=data.acme, view=view, limit=limit)
+    assert listed == walked
+    assert listed.total == queries.count_active_sessions(session=db, workspace_id=data.acme, view=view)
+
+
+def test_few_matches_lists_the_views_sessions_up_to_the_limit(db, data, monkeypatch):
+    view = SessionView(filters={"app": ["Grafana"]})
+    assert sorted(
+        data.keys({"id": session_id} for session_id in queries._few_matches(db, data.acme, view))
+    ) == ["d2", "e1"]
+    monkeypatch.setattr(queries, "SEARCH_ID_LIMIT", 2)
+    assert len(queries._few_matches(db, data.acme, view)) == 2
+    monkeypatch.setattr(queries, "SEARCH_ID_LIMIT", 1)
+    assert queries._few_matches(db, data.acme, view) is None
+    nothing = SessionView(filters={"app": ["No such app"]})
+    assert queries._few_matches(db, data.acme, nothing) == []
 
 
 def test_export_stops_at_1000_rows(db, data):
