@@ -12,6 +12,8 @@ a benchmark dependency only), as
         --setting max_returned_rows 1000 --setting facet_time_limit_ms 30000
         --setting default_cache_ttl 0
 
+on a copy of the bench database made for the run (after a WAL checkpoint,
+byte for byte the file ours reads).
 Immutable (`-i`: read-only, no locking, Datasette's fastest mode); its time limits
 raised so that neither the count nor a facet is cut off; no HTTP caching, so a
 repeated URL is computed again as ours is. Everything else is its default
@@ -19,8 +21,9 @@ repeated URL is computed again as ours is. Everything else is its default
 
 Each repetition takes another (device type, region) pair with at least 1,000
 active sessions in the bench workspace, measured in headless Chromium, one
-browser, in the same run (Datasette first, then our app; never both at once,
-because an immutable Datasette must not read a file another process writes):
+browser, in the same run (the browser parts one after the other, Datasette's
+first, then ours; an immutable Datasette must not read a file another process
+writes, hence its copy, which lets both servers run together for the HTTP part):
 
 - Filter change. Datasette: `page.goto` of the table page filtered as ours is
   (active sessions of the workspace, the device type and the region, newest
@@ -48,9 +51,12 @@ because an immutable Datasette must not read a file another process writes):
   `/bench/session.csv?<same filter>&_sort_desc=started_at&_size=1000&_dl=1`
   clicked in the page, timed the same way. Also timed: the same two CSVs
   fetched over HTTP by Python, with the admin's cookie for ours
-  (`http_export_csv_1000`, `datasette_export_csv_1000_http`): three times per
-  repetition, after each tool's browser part with its page closed, so that the
-  figure is the server's answer and not a race with a browser still saving.
+  (`http_export_csv_1000`, `datasette_export_csv_1000_http`): three times each
+  per repetition, ours and Datasette's taking turns (which goes first
+  alternates), after both browser parts with their pages closed, so that the
+  figure is the server's answer and not a race with a browser still saving, and
+  a slow moment of the shared 2-core machine (seen: the same export 20 ms in one
+  minute, 40 ms in the next) falls on both alike.
   Ours writes its 12 grid columns (times in the admin's time zone); Datasette
   all 32 columns of the table as stored.
 
@@ -79,6 +85,7 @@ import io
 import os
 import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -358,30 +365,39 @@ def _timed_download(page, start: Callable[[], None]) -> tuple[float, bytes]:
     return finished_at - page.evaluate("window.__record.clickAt"), Path(path).read_bytes()
 
 
-def _http_exports(client: httpx.Client, paths: list[str], who: str, say) -> list[float]:
-    """ms of each CSV fetched over plain HTTP, HTTP_FETCHES times per repetition, warm-ups left out.
+def _http_exports(
+    ours: httpx.Client, our_paths: list[str], theirs: httpx.Client, their_paths: list[str], say
+):
+    """ms of each CSV fetched over plain HTTP, ours and Datasette's taking turns; warm-ups left out.
 
-    Fetched after the browser part, its page closed: the server's answer alone,
-    not a race with the browser still saving the file it just downloaded.
+    Each repetition's two files are fetched HTTP_FETCHES times each, alternately (which of
+    the two goes first alternates too), so that a slow moment of the shared machine falls
+    on both alike. Fetched after both browser parts, their pages closed: the servers'
+    answers alone, not a race with a browser still saving the file it just downloaded.
     """
-    samples = []
-    for index, path in enumerate(paths):
+    samples: dict[str, list[float]] = {"ours": [], "datasette": []}
+    clients = {"ours": ours, "datasette": theirs}
+    turn = 0
+    for index, (our_path, their_path) in enumerate(zip(our_paths, their_paths, strict=True)):
         for _ in range(HTTP_FETCHES):
-            began = time.perf_counter()
-            answer = client.get(path)
-            elapsed = (time.perf_counter() - began) * 1000
-            if answer.status_code != 200 or _csv_rows(answer.content) != EXPORT_ROWS:
-                raise RuntimeError(f"{who}: CSV over HTTP: {answer.status_code} {answer.text[:200]}")
-            if index >= WARMUP:
-                samples.append(elapsed)
-    say(f"{who}: {len(samples)} CSVs over HTTP, median {statistics.median(samples):.1f} ms")
-    return samples
+            both = [("ours", our_path), ("datasette", their_path)]
+            for who, path in both if turn % 2 == 0 else both[::-1]:
+                began = time.perf_counter()
+                answer = clients[who].get(path)
+                elapsed = (time.perf_counter() - began) * 1000
+                if answer.status_code != 200 or _csv_rows(answer.content) != EXPORT_ROWS:
+                    raise RuntimeError(f"{who}: CSV over HTTP: {answer.status_code} {answer.text[:200]}")
+                if index >= WARMUP:
+                    samples[who].append(elapsed)
+            turn += 1
+    for who, times in samples.items():
+        say(f"{who}: {len(times)} CSVs over HTTP, median {statistics.median(times):.1f} ms")
+    return samples["ours"], samples["datasette"]
 
 
-# ---------------------------------------------------------------- measuring Datasette
-
-
-def _measure_datasette(browser, base: str, workspace_id: int, cases: list[Case], say) -> tuple[dict, dict]:
+def _measure_datasette(
+    browser, base: str, workspace_id: int, cases: list[Case], say
+) -> tuple[dict, dict, list[str]]:
     from playwright.sync_api import expect
 
     context = browser.new_context(base_url=base, viewport={"width": 1600, "height": 1000})
@@ -391,45 +407,39 @@ def _measure_datasette(browser, base: str, workspace_id: int, cases: list[Case],
     samples: dict[str, list[float]] = {"filter_change": [], "export_csv_1000": []}
     breakdown: dict[str, list[float]] = {}
     csv_urls: list[str] = []
-    with httpx.Client(base_url=base, timeout=60) as client:
-        for index, case in enumerate(cases):
-            measured = index >= WARMUP
-            url = (
-                "/bench/session?" + _datasette_query(workspace_id, case, _size=str(PAGE_SIZE)) + facet_params
-            )
-            began = time.perf_counter()
-            page.goto(url, wait_until="load")
-            expect(page.locator("table.rows-and-columns tbody tr").first).to_be_attached()
-            timing = page.evaluate(NAVIGATION_JS)
-            timing["python_wall"] = (time.perf_counter() - began) * 1000
-            elapsed = timing["load_end"]
-            # Checked, not timed: the count and a facet block per requested column.
-            expect(page.locator("h3").first).to_contain_text(f"{case.total:,} rows where")
-            expect(page.locator("table.rows-and-columns tbody tr")).to_have_count(PAGE_SIZE)
-            shown = page.locator(".facet-info").evaluate_all(
-                "nodes => nodes.map(node => node.dataset.column)"
-            )
-            if set(shown) != set(FACETS):
-                raise RuntimeError(f"Datasette showed facets {shown}, not {FACETS}")
-            csv_url = "/bench/session.csv?" + _datasette_query(
-                workspace_id, case, _size=str(EXPORT_ROWS), _dl="1"
-            )
-            export_ms, data = _timed_download(page, lambda url=csv_url: page.evaluate(CLICK_DOWNLOAD_JS, url))
-            if _csv_rows(data) != EXPORT_ROWS:
-                raise RuntimeError(f"Datasette's CSV has {_csv_rows(data)} rows, not {EXPORT_ROWS}")
-            csv_urls.append(csv_url)
-            if measured:
-                samples["filter_change"].append(elapsed)
-                samples["export_csv_1000"].append(export_ms)
-                for name, value in timing.items():
-                    breakdown.setdefault(name, []).append(value)
-            say(
-                f"datasette {'rep' if measured else 'warm-up'} {index + 1}/{len(cases)} "
-                f"{case.device_type}/{case.region} ({case.total}): page {elapsed:.0f} ms, CSV {export_ms:.0f} ms"
-            )
-        context.close()
-        samples["export_csv_1000_http"] = _http_exports(client, csv_urls, "datasette", say)
-    return samples, breakdown
+    for index, case in enumerate(cases):
+        measured = index >= WARMUP
+        url = "/bench/session?" + _datasette_query(workspace_id, case, _size=str(PAGE_SIZE)) + facet_params
+        began = time.perf_counter()
+        page.goto(url, wait_until="load")
+        expect(page.locator("table.rows-and-columns tbody tr").first).to_be_attached()
+        timing = page.evaluate(NAVIGATION_JS)
+        timing["python_wall"] = (time.perf_counter() - began) * 1000
+        elapsed = timing["load_end"]
+        # Checked, not timed: the count and a facet block per requested column.
+        expect(page.locator("h3").first).to_contain_text(f"{case.total:,} rows where")
+        expect(page.locator("table.rows-and-columns tbody tr")).to_have_count(PAGE_SIZE)
+        shown = page.locator(".facet-info").evaluate_all("nodes => nodes.map(node => node.dataset.column)")
+        if set(shown) != set(FACETS):
+            raise RuntimeError(f"Datasette showed facets {shown}, not {FACETS}")
+        csv_url = "/bench/session.csv?" + _datasette_query(
+            workspace_id, case, _size=str(EXPORT_ROWS), _dl="1"
+        )
+        export_ms, data = _timed_download(page, lambda url=csv_url: page.evaluate(CLICK_DOWNLOAD_JS, url))
+        if _csv_rows(data) != EXPORT_ROWS:
+            raise RuntimeError(f"Datasette's CSV has {_csv_rows(data)} rows, not {EXPORT_ROWS}")
+        csv_urls.append(csv_url)
+        if measured:
+            samples["filter_change"].append(elapsed)
+            samples["export_csv_1000"].append(export_ms)
+            for name, value in timing.items():
+                breakdown.setdefault(name, []).append(value)
+        say(
+            f"datasette {'rep' if measured else 'warm-up'} {index + 1}/{len(cases)} "
+            f"{case.device_type}/{case.region} ({case.total}): page {elapsed:.0f} ms, CSV {export_ms:.0f} ms"
+        )
+    context.close()
+    return samples, breakdown, csv_urls
 
 
 # ---------------------------------------------------------------- measuring ours
@@ -475,7 +485,10 @@ def _active_count(url: str, workspace_id: int, view=None) -> int:
         return queries.count_active_sessions(session=session, workspace_id=workspace_id, view=view)
 
 
-def _measure_ours(browser, frontend: str, backend: str, seeded, cases: list[Case], say) -> tuple[dict, dict]:
+def _measure_ours(
+    browser, frontend: str, backend: str, seeded, cases: list[Case], say
+) -> tuple[dict, dict, list[str], str]:
+    """The browser part of ours; its figures, the CSV paths and the admin's sign-in cookie."""
     from playwright.sync_api import expect
 
     from active_sessions import auth
@@ -489,7 +502,6 @@ def _measure_ours(browser, frontend: str, backend: str, seeded, cases: list[Case
     page = context.new_page()
     _sign_in(page, seeded)
     cookie = next(item["value"] for item in context.cookies() if item["name"] == auth.COOKIE_NAME)
-    http = httpx.Client(base_url=backend, cookies={auth.COOKIE_NAME: cookie}, timeout=60)
     samples: dict[str, list[float]] = {"filter_change": [], "export_csv_1000": []}
     breakdown: dict[str, list[float]] = {}
     csv_urls: list[str] = []
@@ -566,9 +578,7 @@ def _measure_ours(browser, frontend: str, backend: str, seeded, cases: list[Case
             f"CSV {export_ms:.0f} ms"
         )
     context.close()
-    with http:
-        samples["export_csv_1000_http"] = _http_exports(http, csv_urls, "ours", say)
-    return samples, breakdown
+    return samples, breakdown, csv_urls, cookie
 
 
 # ---------------------------------------------------------------- both
@@ -580,6 +590,7 @@ def measure_datasette(
     """Both tools on the same database, file and browser; figures by name (see the module's docstring)."""
     from playwright.sync_api import expect, sync_playwright
 
+    from active_sessions import auth
     from bench.live_latency import CHROMIUM, CHROMIUM_ARGS
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -600,20 +611,36 @@ def measure_datasette(
             executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), headless=True
         )
         try:
-            _checkpoint(db_path)
-            with running_datasette(datasette, db_path, say) as base:
-                theirs, their_steps = _measure_datasette(browser, base, workspace_id, cases, say)
-            loads["after_datasette"] = _load()
-            seeded = _admin(url, workspace_id)
-            with (
-                tempfile.TemporaryDirectory(prefix="datasette-bench-") as tmp,
-                _our_app(Path(tmp), url) as base,
-            ):
-                say(
-                    f"our app up (production build, one worker, its own process) on {base}, database {db_path}"
-                )
-                ours, our_steps = _measure_ours(browser, base, base, seeded, cases, say)
-            loads["after_ours"] = _load()
+            with tempfile.TemporaryDirectory(prefix="datasette-bench-") as tmp:
+                # Datasette reads a copy of the file as it is now (immutable: it must not read
+                # a file another process writes), so that both servers can answer in turn.
+                copy = Path(tmp) / db_path.name
+                _checkpoint(db_path)
+                shutil.copyfile(db_path, copy)
+                with running_datasette(datasette, copy, say) as their_base:
+                    theirs, their_steps, their_paths = _measure_datasette(
+                        browser, their_base, workspace_id, cases, say
+                    )
+                    loads["after_datasette"] = _load()
+                    seeded = _admin(url, workspace_id)
+                    with _our_app(Path(tmp), url) as base:
+                        say(
+                            f"our app up (production build, one worker, its own process) on {base}, "
+                            f"database {db_path}"
+                        )
+                        ours, our_steps, our_paths, cookie = _measure_ours(
+                            browser, base, base, seeded, cases, say
+                        )
+                        loads["after_ours"] = _load()
+                        with (
+                            httpx.Client(
+                                base_url=base, cookies={auth.COOKIE_NAME: cookie}, timeout=60
+                            ) as mine,
+                            httpx.Client(base_url=their_base, timeout=60) as other,
+                        ):
+                            ours["export_csv_1000_http"], theirs["export_csv_1000_http"] = _http_exports(
+                                mine, our_paths, other, their_paths, say
+                            )
         finally:
             browser.close()
     active_after = _active_count(url, workspace_id)
