@@ -168,7 +168,7 @@ class ConsoleData:
                 session=session, workspace_id=self.workspace_id, view=view, keys=[key]
             )[key]
 
-    def export(self, view: SessionView) -> queries.Page:
+    def export(self, view: SessionView) -> queries.ExportRows:
         with self.read() as session:
             return queries.export_rows(session=session, workspace_id=self.workspace_id, view=view)
 
