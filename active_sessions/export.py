@@ -32,9 +32,11 @@ DURATION_TEXT_LABEL = COLUMNS_BY_KEY["duration"].label
 MEMBER_EMAIL_LABEL = "Member Email"
 # A spreadsheet treats a cell starting with one of these as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# In a column's cells joined by newlines: a cell that may start with a trigger, or a
-# character XLSX cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE; newline is not one).
-_NEEDS_CARE = re.compile(r"(?:^|\n)[=+\-@\t\r]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# In a column's cells joined by newlines, after a newline: a cell that may start with a
+# trigger (tab and return are control characters, found below wherever they are).
+_LEADING_TRIGGERS = tuple("\n" + trigger for trigger in FORMULA_TRIGGERS if trigger not in "\t\r")
+# Control characters but the newline: XLSX cannot hold most (openpyxl's ILLEGAL_CHARACTERS_RE).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _SECOND = timedelta(seconds=1)
 SHEET_NAME = "Active sessions"
 MAX_XLSX_COLUMN_WIDTH = 60
@@ -154,8 +156,12 @@ def _text_column(values: Sequence[Any]) -> list[str | None]:
     except TypeError:  # a missing or non-text cell: each is looked at
         pass
     else:
-        # Most columns are plain text that needs nothing: one search over all their cells.
-        if _NEEDS_CARE.search(joined) is None:
+        # Most columns are plain text that needs nothing: one look over all their cells.
+        # (Substring tests and a character class: one pattern with both took three times as long.)
+        leading = "\n" + joined
+        if not any(trigger in leading for trigger in _LEADING_TRIGGERS) and not _CONTROL_CHARACTER.search(
+            joined
+        ):
             return values
     return [value if value is None else _safe_text(str(value)) for value in values]
 

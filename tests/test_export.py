@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from active_sessions import export
 from active_sessions.columns import COLUMN_KEYS, EXPORT_FIELDS
 from active_sessions.export import export_filename, export_sessions, format_duration
 
@@ -527,3 +530,19 @@ def test_each_cell_of_a_column_is_judged_on_its_own(fmt: str) -> None:
         ("'@x", "Jira"),
         ("dave", None),
     ]
+
+
+# Cells made of what matters to the check: triggers, newlines, control characters, text.
+_TRICKY_TEXT = st.text(
+    alphabet=st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\x01", "\x1f", "a", "é", " "])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _TRICKY_TEXT), max_size=8))
+def test_a_columns_quick_look_agrees_with_each_cells_own(cells: list[str | None]) -> None:
+    # The one look over a column's joined cells may only skip work: what comes out is
+    # what judging each cell on its own gives.
+    expected = [cell if cell is None else export._safe_text(cell) for cell in cells]
+
+    assert export._text_column(cells) == expected
