@@ -523,9 +523,14 @@ def _search_range(session: Session, conditions: list) -> tuple[int, list[int] | 
     counted, listed = session.exec(
         select(sa.func.count(), _id_list(VpnSession.id)).select_from(VpnSession).where(*conditions)
     ).one()
+    return counted, _few_ids(counted, listed)
+
+
+def _few_ids(counted: int, listed: str | None) -> list[int] | None:
+    """The ids an `_id_list` gave for `counted` sessions, or None past SEARCH_ID_LIMIT."""
     if counted > SEARCH_ID_LIMIT:
-        return counted, None
-    return counted, [int(value) for value in listed.split(",")] if listed else []
+        return None
+    return [int(value) for value in listed.split(",")] if listed else []
 
 
 class _id_list(FunctionElement):
@@ -750,9 +755,7 @@ def _few_matches(session: Session, workspace_id: int, view: SessionView) -> list
         .subquery()
     )
     counted, listed = session.exec(select(sa.func.count(), _id_list(matching.c.id))).one()
-    if counted > SEARCH_ID_LIMIT:
-        return None
-    return [int(value) for value in listed.split(",")] if listed else []
+    return _few_ids(counted, listed)
 
 
 # ---------------------------------------------------------------- facets
