@@ -546,3 +546,39 @@ def test_a_columns_quick_look_agrees_with_each_cells_own(cells: list[str | None]
     expected = [cell if cell is None else export._safe_text(cell) for cell in cells]
 
     assert export._text_column(cells) == expected
+
+
+def _csv_module_file(table: dict[str, list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(table)
+    writer.writerows(zip(*table.values(), strict=True))
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+_CSV_TEXT = st.text(alphabet=st.sampled_from([",", '"', "\r", "\n", " ", "a", "é", "'"]), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=4).flatmap(
+        lambda width: st.tuples(
+            st.lists(_CSV_TEXT, min_size=width, max_size=width, unique=True),
+            st.lists(
+                st.lists(
+                    st.one_of(st.none(), _CSV_TEXT, st.integers(min_value=-(10**6), max_value=10**12)),
+                    min_size=width,
+                    max_size=width,
+                ),
+                max_size=5,
+            ),
+        )
+    )
+)
+def test_the_csv_is_written_as_the_csv_module_writes_it(labels_and_rows) -> None:
+    # The file is written a column at a time for speed; it must be byte for byte what the
+    # csv module writes (quoting, empty fields, a line of one empty field).
+    labels, rows = labels_and_rows
+    table = {label: [row[index] for row in rows] for index, label in enumerate(labels)}
+
+    assert export._to_csv(table) == _csv_module_file(table)
