@@ -150,19 +150,26 @@ def _session_columns(
 def _text_column(values: Sequence[Any]) -> list[str | None]:
     """Text cells (None stays missing) with formula-like cells neutralised."""
     values = list(values)
+    present = [value for value in values if value is not None] if None in values else values
     try:
-        joined = "\n".join(values)
-    except TypeError:  # a missing or non-text cell: each is looked at
+        joined = "\n".join(present)
+    except TypeError:  # a non-text cell: each is looked at
         pass
     else:
         # Most columns are plain text that needs nothing: one look over all their cells.
         # (Substring tests and a character class: one pattern with both took three times as long.)
         leading = "\n" + joined
-        if not any(trigger in leading for trigger in _LEADING_TRIGGERS) and not _CONTROL_CHARACTER.search(
+        if not any(trigger in leading for trigger in _LEADING_TRIGGERS) and not _has_control_character(
             joined
         ):
             return values
     return [value if value is None else _safe_text(str(value)) for value in values]
+
+
+def _has_control_character(text: str) -> bool:
+    # isprintable() is false for every control character (and the newlines between cells)
+    # and a fraction of the search's cost: only text it doubts, such as a no-break space, is searched.
+    return not text.replace("\n", " ").isprintable() and _CONTROL_CHARACTER.search(text) is not None
 
 
 def _safe_text(text: str) -> str:
