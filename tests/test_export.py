@@ -582,3 +582,30 @@ def test_the_csv_is_written_as_the_csv_module_writes_it(labels_and_rows) -> None
     table = {label: [row[index] for row in rows] for index, label in enumerate(labels)}
 
     assert export._to_csv(table) == _csv_module_file(table)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2400, 1, 1), timezones=st.just(UTC)),
+        max_size=6,
+    ),
+    st.sampled_from(
+        # DST both ways, half-hour DST, a quarter-hour offset, an offset with seconds (1930s).
+        [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kathmandu",
+            "Europe/Amsterdam",
+        ]
+    ),
+)
+def test_start_times_converted_at_once_read_as_each_converted_alone(
+    moments: list[datetime], zone_name: str
+) -> None:
+    zone = UTC if zone_name == "UTC" else ZoneInfo(zone_name)
+    expected = [moment.astimezone(zone).isoformat(timespec="seconds") for moment in moments]
+
+    assert export._local_times(moments, zone) == expected
