@@ -312,7 +312,7 @@ class _IdArray(sa.types.TypeDecorator):
         return dialect.type_descriptor(sa.Text())
 
     def process_bind_param(self, value, dialect):
-        ids = [int(value) for value in value]
+        ids = [int(each) for each in value]
         return ids if dialect.name == "postgresql" else json.dumps(ids)
 
 
