@@ -152,11 +152,13 @@ def _local_times(moments: Sequence[datetime], tz: ZoneInfo | timezone) -> list[s
     What `astimezone(tz).isoformat(timespec="seconds")` gives each, converted all at once:
     a thousand took that 1.7 ms, this 0.5. Each offset's text is still Python's own.
     """
-    try:
-        utc = pd.DatetimeIndex(moments).as_unit("us")
-        wall = utc.tz_convert(tz).tz_localize(None)
-    except (TypeError, ValueError):  # none, naive or of mixed zones: each converted by itself
+    # pandas keeps whole-second offsets and reads each moment as UTC: only such zones and
+    # moments (what the database gives) go its way, the rest (none at all too) one by one.
+    at_once = (tz is UTC or isinstance(tz, ZoneInfo)) and all(moment.tzinfo is UTC for moment in moments)
+    if not moments or not at_once:
         return [moment.astimezone(tz).isoformat(timespec="seconds") for moment in moments]
+    utc = pd.DatetimeIndex(moments).as_unit("us")
+    wall = utc.tz_convert(tz).tz_localize(None)
     texts = np.datetime_as_string(wall.values, unit="s").tolist()
     offsets = (wall.asi8 - utc.asi8).tolist()
     first = {}
@@ -214,8 +216,10 @@ def _to_csv(table: Mapping[str, Sequence[Any]]) -> bytes:
     if len(columns) == 1:
         # A line of one empty field would read as no field at all: the csv module quotes it.
         columns = [[field or '""' for field in columns[0]]]
-    header = ",".join(_csv_fields(list(table)))
-    lines = [header or '""', *map(",".join, zip(*columns, strict=True)), ""]
+        header = [field or '""' for field in _csv_fields(list(table))]
+    else:
+        header = _csv_fields(list(table))
+    lines = [",".join(header), *map(",".join, zip(*columns, strict=True)), ""]
     # The BOM makes Excel read the file as UTF-8 (accents, CJK) rather than ANSI.
     return "\r\n".join(lines).encode("utf-8-sig")
 

@@ -561,7 +561,7 @@ _CSV_TEXT = st.text(alphabet=st.sampled_from([",", '"', "\r", "\n", " ", "a", "Ã
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.integers(min_value=1, max_value=4).flatmap(
+    st.integers(min_value=0, max_value=4).flatmap(
         lambda width: st.tuples(
             st.lists(_CSV_TEXT, min_size=width, max_size=width, unique=True),
             st.lists(
@@ -609,3 +609,18 @@ def test_start_times_converted_at_once_read_as_each_converted_alone(
     expected = [moment.astimezone(zone).isoformat(timespec="seconds") for moment in moments]
 
     assert export._local_times(moments, zone) == expected
+
+
+def test_start_times_not_all_in_utc_are_converted_one_by_one() -> None:
+    # A time that Paris skipped (02:30 on the day clocks went forward) stays as Python reads
+    # it; sub-second offsets stay whole. The database gives UTC: these never come from it.
+    paris = ZoneInfo("Europe/Paris")
+    skipped = datetime(2025, 3, 30, 2, 30, tzinfo=paris)
+    odd_zone = timezone(timedelta(hours=-9, minutes=-50, seconds=-43, microseconds=1))
+    moment = datetime(2027, 6, 25, 2, 28, 36, 230586, tzinfo=UTC)
+
+    assert export._local_times([skipped], paris) == ["2025-03-30T02:30:00+01:00"]
+    assert export._local_times([moment], odd_zone) == [
+        moment.astimezone(odd_zone).isoformat(timespec="seconds")
+    ]
+    assert export._local_times([], paris) == []
