@@ -46,22 +46,12 @@ class ExportRequest:
 
     def path(self) -> str:
         """The URL path and query that asks for this export."""
-        return export_path(self.fmt, view_query(self.view, self.timezone), ",".join(self.columns))
-
-
-def view_query(view: SessionView, timezone: str) -> str:
-    """The part of an export URL's query that names the view and the time zone."""
-    params = {key: value for key, value in view.to_query_params().items() if key not in _PAGING_PARAMS}
-    params[TIMEZONE_PARAM] = timezone
-    return urlencode(params)
-
-
-def export_path(fmt: str, view_query: str, columns: str) -> str:
-    """The export URL of a `view_query` and comma-separated column keys (URL-safe as they are).
-
-    The console's Export buttons put it together in the browser from the same parts.
-    """
-    return f"{router.prefix}/sessions.{fmt}?{view_query}&{COLUMNS_PARAM}={columns}"
+        params = {
+            key: value for key, value in self.view.to_query_params().items() if key not in _PAGING_PARAMS
+        }
+        params[COLUMNS_PARAM] = ",".join(self.columns)
+        params[TIMEZONE_PARAM] = self.timezone
+        return f"{router.prefix}/sessions.{self.fmt}?{urlencode(params)}"
 
 
 def parse_export_request(fmt: str, params: Mapping[str, str]) -> ExportRequest:

@@ -43,10 +43,9 @@ writes, hence its copy, which lets both servers run together for the HTTP part):
   delivering the click or the navigation (large on a loaded machine) is left out
   of both.
 - 1,000-row CSV export of that view, as the file the admin's browser saves.
-  Ours: the Export CSV button's script downloads the export's URL from the
-  backend at once (`/export/sessions.csv?<view>`, put together in the page from
-  the tab's view; the URL checks the admin), its websocket event only telling
-  the admin what the file holds; timed from the click (stamped in the page)
+  Ours: the Export CSV button's websocket event (the admin check) answers with
+  the export's URL, which the browser downloads from the backend
+  (`/export/sessions.csv?<view>`); timed from the click (stamped in the page)
   until Playwright has the finished download (read on the same system clock).
   Datasette: a link to
   `/bench/session.csv?<same filter>&_sort_desc=started_at&_size=1000&_dl=1`

@@ -7,7 +7,7 @@ import reflex as rx
 from active_sessions.columns import COLUMNS, Column
 from active_sessions.components.common import after_hydration, backend_url, page_controls
 from active_sessions.states.columns import ColumnState
-from active_sessions.states.export import BACKEND_LINK_ID, export_events
+from active_sessions.states.export import BACKEND_LINK_ID, ExportState
 from active_sessions.states.grid import TICK_MS, GridState
 from active_sessions.states.view import ViewState
 
@@ -139,17 +139,17 @@ def _export_buttons() -> rx.Component:
             rx.icon("download", size=16),
             "CSV",
             variant="outline",
-            on_click=export_events("csv"),
+            on_click=ExportState.export("csv"),
             data_testid="export-csv",
         ),
         rx.button(
             rx.icon("download", size=16),
             "XLSX",
             variant="outline",
-            on_click=export_events("xlsx"),
+            on_click=ExportState.export("xlsx"),
             data_testid="export-xlsx",
         ),
-        # Where the Export buttons fetch the file from (see states.export._download).
+        # Where the export handler sends the browser for the file (see ExportState).
         after_hydration(
             rx.el.a(id=BACKEND_LINK_ID, href=backend_url("/"), hidden=True, aria_hidden="true", tab_index=-1)
         ),

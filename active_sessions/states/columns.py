@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import reflex as rx
 
 from active_sessions.columns import COLUMN_KEYS
@@ -23,11 +21,6 @@ class ColumnState(BaseState):
     def shown(self) -> dict[str, bool]:
         hidden = set(parse_hidden(self.hidden_columns))
         return {key: key not in hidden for key in COLUMN_KEYS}
-
-    @rx.var
-    def shown_keys_literal(self) -> str:
-        """The shown columns' keys, comma-separated, as a JavaScript string (the Export buttons')."""
-        return json.dumps(",".join(self._shown_keys()))
 
     def _shown_keys(self) -> list[str]:
         hidden = set(parse_hidden(self.hidden_columns))

@@ -1,8 +1,7 @@
 """Export of the current view (filters, sort, shown columns) as CSV or XLSX.
 
-An Export button has the browser fetch the export URL of the view this tab shows
-(`export_api`, which checks the admin and answers with the file) at once, its parts
-from this tab's states; its event tells the admin what the file holds.
+The handler checks the admin and sends the browser to the export URL of the
+view this tab shows (`export_api`), which answers with the file.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import reflex as rx
 from active_sessions.columns import EXPORT_LIMIT
 from active_sessions.display import DEFAULT_TIMEZONE, valid_timezone
 from active_sessions.export import EXPORT_FORMATS
-from active_sessions.export_api import export_path, view_query
+from active_sessions.export_api import ExportRequest
 from active_sessions.states.base import admin_only
 from active_sessions.states.columns import ColumnState
 from active_sessions.states.grid import GridState
@@ -26,7 +25,7 @@ BACKEND_LINK_ID = "backend-root"
 
 
 def _download(path: str) -> rx.event.EventSpec:
-    """Have the browser fetch `path` (a JavaScript expression) from the backend as a download.
+    """Have the browser fetch `path` from the backend as a download.
 
     From the page's own origin (the production build) a link with `download` saves the
     file and the page stays as it is. A link to another origin (the backend's port in
@@ -39,7 +38,7 @@ def _download(path: str) -> rx.event.EventSpec:
         "(function fetchExport(attempt) {"
         f"const root = document.getElementById('{BACKEND_LINK_ID}');"
         "if (!root) { if (attempt < 50) setTimeout(() => fetchExport(attempt + 1), 100); return; }"
-        f"const url = new URL({path}, root.href);"
+        f"const url = new URL({json.dumps(path)}, root.href);"
         "if (url.origin === window.location.origin) {"
         "const link = document.createElement('a');"
         "link.href = url.href; link.download = '';"
@@ -66,40 +65,14 @@ def export_notice(total: int, what: str) -> rx.event.EventSpec:
 
 
 class ExportState(ViewState):
-    @rx.var
-    def export_query_literal(self) -> str:
-        """The export URL's view and time zone part for this tab's view, as a JavaScript string."""
-        return json.dumps(view_query(self._current_view(), valid_timezone(self.timezone) or DEFAULT_TIMEZONE))
-
     @rx.event
     @admin_only
-    async def announce_export(self, fmt: str):
-        """Tell the admin what the export the browser is fetching holds."""
+    async def export(self, fmt: str):
         self._admin_workspace_id()
         if fmt not in EXPORT_FORMATS:
             return rx.toast.error("Unknown export format")
+        columns = tuple((await self.get_state(ColumnState))._shown_keys())
+        timezone = valid_timezone(self.timezone) or DEFAULT_TIMEZONE
+        request = ExportRequest(fmt=fmt, view=self._current_view(), columns=columns, timezone=timezone)
         total = (await self.get_state(GridState)).total
-        return export_notice(total, "sessions")
-
-
-_QUERY, _COLUMNS = "\x00query", "\x00columns"
-
-
-def export_events(fmt: str) -> list[rx.event.EventSpec]:
-    """An Export button's events: the browser fetches the file at once (no round trip first:
-    a busy tab's queued events held it back by tens of ms), the backend tells what it holds."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}")
-    # `export_path` itself, its two parts the states' (JavaScript strings) when clicked.
-    head, rest = export_path(fmt, _QUERY, _COLUMNS).split(_QUERY)
-    middle, tail = rest.split(_COLUMNS)
-    path = " + ".join(
-        [
-            json.dumps(head),
-            f"{ExportState.export_query_literal}",
-            json.dumps(middle),
-            f"{ColumnState.shown_keys_literal}",
-            json.dumps(tail),
-        ]
-    )
-    return [_download(path), ExportState.announce_export(fmt)]
+        return [_download(request.path()), export_notice(total, "sessions")]

@@ -47,7 +47,7 @@ from sqlmodel import Session, select
 
 from active_sessions import auth
 from active_sessions.columns import COLUMN_KEYS
-from active_sessions.export_api import ExportRequest, export_path
+from active_sessions.export_api import ExportRequest
 from active_sessions.models import LoginSession, utcnow
 from active_sessions.states import export as export_state_module
 from active_sessions.states.audit import AuditState
@@ -167,7 +167,6 @@ def valid_payloads(target: ConsoleData) -> dict[str, list[dict[str, Any]]]:
         "set_timezone_and_refresh": [{"name": "Europe/Berlin"}],
         "set_member_search": [{"text": marker.member.split()[0]}],
         "export": [{"fmt": "csv"}, {"fmt": "xlsx"}],
-        "announce_export": [{"fmt": "csv"}, {"fmt": "xlsx"}],
         "toggle_column": [{"key": "device_os"}],
         "show_all_columns": [{}],
         "on_load": [{}],
@@ -382,9 +381,6 @@ FREE_VARS = {
     (BaseState.get_full_name(), "timezone"),
     (ColumnState.get_full_name(), "hidden_columns"),  # browser storage (the sentinel)
     (ColumnState.get_full_name(), "shown"),  # computed from it
-    (ColumnState.get_full_name(), "shown_keys_literal"),  # and this
-    # The export URL's view part: the default view for them, in their time zone.
-    (ExportState.get_full_name(), "export_query_literal"),
     (GridState.get_full_name(), "updated_ago"),
     (GridState.get_full_name(), "paused"),
     (LoginState.get_full_name(), "next_path"),
@@ -412,12 +408,19 @@ def downloads(updates: Iterable[Update]) -> list[dict[str, Any]]:
     return [event for update in updates for event in update.events if event.get("name") == "_download"]
 
 
-def export_path_in_tab(ws: ReflexClient, fmt: str = "csv") -> str:
-    """The export URL the tab's Export button fetches, put together from the vars the client
-    holds, as the button's script does."""
-    query = json.loads(ws.var(ExportState.get_full_name(), "export_query_literal"))
-    columns = json.loads(ws.var(ColumnState.get_full_name(), "shown_keys_literal"))
-    return export_path(fmt, query, columns)
+# The export handler's script: `new URL("<path>", <the backend's root>)`.
+EXPORT_SCRIPT = re.compile(r'new URL\(("(?:[^"\\]|\\.)*")')
+
+
+def export_paths(updates: Iterable[Update]) -> list[str]:
+    """The export URLs the export handler sent the browser to."""
+    return [
+        json.loads(match.group(1))
+        for update in updates
+        for event in update.events
+        if event.get("name") == "_call_script"
+        and (match := EXPORT_SCRIPT.search(str(event.get("payload", {}).get("javascript_code", ""))))
+    ]
 
 
 def fetch_export(ws: ReflexClient, path: str) -> httpx.Response:
@@ -442,6 +445,7 @@ def assert_nothing_leaked(ws: ReflexClient, who: Who, data: ConsoleData, updates
         changed = non_default_vars(updates, default_state())
         assert not changed, f"{who.label} received data: {changed[:20]}"
         assert not downloads(updates), f"{who.label} received a download"
+        assert not export_paths(updates), f"{who.label} was sent to an export"
 
 
 def expect_refused(ws: ReflexClient, who: Who, updates: list[Update], what: str) -> None:
@@ -531,18 +535,19 @@ def check_admin_sees_own_workspace(ws: ReflexClient, who: Who, data: ConsoleData
     ws.call(f"{FacetState.get_full_name()}.set_member_search", {"text": mine.marker.member_email})
     assert len(facet_values(ws, "member")) == 1
 
-    # The export (the button's script fetches its URL) holds the workspace's sessions,
+    # The export (the handler sends the browser to its URL) holds the workspace's sessions,
     # and the admin is told how many (and, past the limit, how many were left out).
-    updates = ws.call(f"{ExportState.get_full_name()}.announce_export", {"fmt": "csv"})
+    updates = ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"})
     assert f"Exporting {mine.count():,} sessions." in "".join(update.text() for update in updates)
     with mock.patch.object(export_state_module, "EXPORT_LIMIT", 100):  # the app runs in this process
-        limited = ws.call(f"{ExportState.get_full_name()}.announce_export", {"fmt": "csv"})
+        limited = ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"})
     left_out = (
         f"Exporting the first 100 of {mine.count():,} sessions in the current order; "
         f"{mine.count() - 100:,} are left out."
     )
     assert left_out in "".join(update.text() for update in limited)
-    response = fetch_export(ws, export_path_in_tab(ws))
+    (path,) = export_paths(updates)
+    response = fetch_export(ws, path)
     assert response.status_code == 200, response.text
     table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
     assert len(table) - 1 == mine.count()
@@ -814,7 +819,7 @@ def test_sign_out_closes_every_tab_of_that_session_and_the_cookie_stops_working(
         for path in PAGES:
             expect_refused(ws, replayed, ws.load(path), f"page {path}")
         expect_refused(
-            ws, replayed, ws.call(f"{ExportState.get_full_name()}.announce_export", {"fmt": "csv"}), "export"
+            ws, replayed, ws.call(f"{ExportState.get_full_name()}.export", {"fmt": "csv"}), "export"
         )
         assert_nothing_leaked(ws, replayed, console_data, ws.updates)
 
