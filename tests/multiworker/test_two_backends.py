@@ -350,11 +350,20 @@ class Backend:
             time.sleep(0.5)
 
     def kill(self) -> None:
-        """SIGKILL to the backend and all its workers: no goodbye to anyone."""
+        """SIGKILL to the backend and all its workers: no goodbye to anyone. Returns when all
+        are gone (a worker still dying reset a connection where none should be taken)."""
+        import psutil
+
         assert self.process is not None
+        try:
+            workers = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            workers = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers still alive after SIGKILL: {alive}"
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
