@@ -410,7 +410,7 @@ def _holds(column, needle: str) -> sa.ColumnElement[bool]:
 
 
 def _search_condition(text: str) -> sa.ColumnElement[bool]:
-    # Literal matching: autoescape makes %, _ and the escape character plain.
+    # Literal matching (`_holds`): %, _ and the escape character are plain.
     needle = text.lower()
     if SEARCH_SEPARATOR not in needle:
         # `search_text` holds the searched fields lowercased and joined by the
@@ -419,7 +419,7 @@ def _search_condition(text: str) -> sa.ColumnElement[bool]:
         return _holds(VpnSession.search_text, needle)
     return sa.or_(
         *(
-            sa.func.lower(column).contains(needle, autoescape=True)
+            _holds(sa.func.lower(column), needle)
             for column in (
                 VpnSession.member_name,
                 VpnSession.member_email,

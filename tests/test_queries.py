@@ -468,6 +468,8 @@ def test_member_filter_combined_with_others(db, data):
         ("gw-lab", set()),  # nor the gateway
         ("zed", set()),  # ended
         ("omar", set()),  # another workspace
+        # The separator between searched fields: a needle across two fields matches none.
+        ("ada lovelace\x1fada@example.com", set()),
     ],
 )
 def test_search_is_literal_and_case_insensitive(db, data, text, expected):
